@@ -1,0 +1,5 @@
+import sys
+
+from poisonlab.cli import main
+
+sys.exit(main())

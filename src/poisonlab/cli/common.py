@@ -1,0 +1,88 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from poisonlab.data import Dataset, PoisonedDataset, load_dataset, load_poisoned
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import TrainConfig
+
+
+def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--dataset", required=required, metavar="NAME",
+                        help="mnist, fashion-mnist, digits, or a path to an .npz with x_train, y_train, x_test, y_test")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help="folder with the four standard IDX files (raw or .gz), tried first")
+    parser.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
+                        help="use a class-stratified random slice of this many train and test samples")
+
+
+def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> None:
+    g = parser.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=epochs, help=f"training epochs (default {epochs})")
+    g.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
+    g.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="peak one-cycle learning rate")
+    g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16 autocast where the CPU supports it (auto), or force one")
+    g.add_argument("--seed", type=int, default=0, help="seeds everything random (default 0)")
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                       precision=args.precision)
+
+
+def load_from_args(args: argparse.Namespace) -> Dataset:
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, progress=status)
+    if getattr(args, "subset", None):
+        ds = ds.subset(*args.subset, seed=getattr(args, "seed", 0))
+    return ds
+
+
+def load_poisoned_arg(path: Path) -> PoisonedDataset:
+    return load_poisoned(path)
+
+
+def status(message: str) -> None:
+    print(f"poisonlab: {message}", file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A rate in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def ensure_out_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise PoisonlabError(f"{path}: exists and is not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
