@@ -31,12 +31,14 @@ class Attack(ABC):
 
     name: str = ""
 
-    def poison(self, dataset: Dataset, *, seed: int = 0) -> PoisonedDataset:
+    def poison(self, dataset: Dataset, *, seed: int = 0, model: Any = None) -> PoisonedDataset:
+        """Attack ``dataset``'s training split. ``model``: a trained surrogate for attacks that need
+        one (FGSM, gradient matching); when ``None`` they train their own on the clean data."""
         if isinstance(dataset, PoisonedDataset):
             raise PoisonlabError("dataset is already poisoned; attack the clean dataset")
         self.validate(dataset)
         rng = np.random.default_rng(seed)
-        plan = self._craft(dataset, rng=rng, seed=seed)
+        plan = self._craft(dataset, rng=rng, seed=seed, model=model)
         if plan.x_train.shape != dataset.x_train.shape or plan.x_train.dtype != np.uint8:
             raise AssertionError(f"{self.name}: crafted images changed shape or dtype")
         record = {"name": self.name, "params": self.params(), "seed": seed}
@@ -55,7 +57,7 @@ class Attack(ABC):
         """Raise :class:`PoisonlabError` for parameters that cannot work on ``dataset``."""
 
     @abstractmethod
-    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int) -> PoisonPlan:
+    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
         """Build the poisoned training split. Must not modify ``dataset``'s arrays."""
 
 
