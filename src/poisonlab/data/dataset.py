@@ -161,10 +161,11 @@ def _stratified_indices(y: np.ndarray, n: int | None, rng: np.random.Generator) 
     if n <= 0:
         raise PoisonlabError(f"a subset needs a positive size, got {n}")
     order = rng.permutation(len(y))
-    # round-robin over classes in a random order keeps class shares close to the full set's
+    # largest-remainder quotas keep each class's share as close to the full set's as integers allow
     by_class = [order[y[order] == c] for c in np.unique(y)]
-    counts = np.floor(np.array([len(b) for b in by_class]) * n / len(y)).astype(int)
-    for i in rng.permutation(len(by_class))[: n - counts.sum()]:
-        counts[i] += 1
+    quota = np.array([len(b) for b in by_class]) * n / len(y)
+    counts = np.floor(quota).astype(int)
+    remainder_order = np.lexsort((rng.random(len(quota)), -(quota - counts)))
+    counts[remainder_order[: n - counts.sum()]] += 1
     picked = np.concatenate([b[:k] for b, k in zip(by_class, counts)])
     return np.sort(picked)

@@ -16,6 +16,7 @@ _ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
+    ("_codecs", "encode"),  # protocol-2 pickles written by Python 3 spell bytes this way; it only encodes text
 }
 
 
@@ -23,6 +24,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED:
             raise PoisonlabError(f"refusing to unpickle {module}.{name}: only NumPy arrays are allowed")
+        if module == "_codecs":
+            import codecs  # noqa: PLC0415
+
+            return codecs.encode
         if module.startswith("numpy.core") or module.startswith("numpy._core"):
             try:
                 from numpy._core import multiarray  # noqa: PLC0415  (numpy >= 2)

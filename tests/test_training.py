@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from poisonlab.cli import main
+from poisonlab.data import load_dataset
+from poisonlab.errors import PoisonlabError
+from poisonlab.models import PaperCNN
+from poisonlab.training import (TrainConfig, evaluate, extract_features, load_weights, metrics_from_predictions,
+                                train)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def test_same_seed_same_model_and_metrics(synthetic):
+    cfg = TrainConfig(epochs=2, batch_size=32, seed=7)
+    a = train(synthetic.x_train, synthetic.y_train, num_classes=3, config=cfg, progress=False)
+    b = train(synthetic.x_train, synthetic.y_train, num_classes=3, config=cfg, progress=False)
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    assert a.epoch_losses == b.epoch_losses
+    assert evaluate(a.model, synthetic.x_test, synthetic.y_test, num_classes=3) == \
+        evaluate(b.model, synthetic.x_test, synthetic.y_test, num_classes=3)
+
+
+def test_different_seed_different_model(synthetic):
+    a = train(synthetic.x_train, synthetic.y_train, num_classes=3, config=TrainConfig(epochs=1, seed=0), progress=False)
+    b = train(synthetic.x_train, synthetic.y_train, num_classes=3, config=TrainConfig(epochs=1, seed=1), progress=False)
+    assert not torch.equal(a.model.fc2.weight, b.model.fc2.weight)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_learns_digits(digits, precision):
+    cfg = TrainConfig(epochs=6, batch_size=64, lr=3e-3, seed=0, precision=precision)
+    res = train(digits.x_train, digits.y_train, num_classes=10, config=cfg, progress=False)
+    m = evaluate(res.model, digits.x_test, digits.y_test, num_classes=10)
+    assert m["accuracy"] >= 0.9
+    assert res.epoch_losses[-1] < res.epoch_losses[0]
+
+
+def test_metrics_from_predictions():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    pred = np.array([0, 1, 1, 1, 0, 2])
+    m = metrics_from_predictions(y, pred, num_classes=3)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["per_class_accuracy"] == [0.5, 1.0, 0.5]
+    assert m["per_class_misclassification"] == [0.5, 0.0, 0.5]
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+
+
+def test_features_are_penultimate_activations(synthetic):
+    model = PaperCNN(in_channels=3, image_size=16, num_classes=3).eval()
+    feats = extract_features(model, synthetic.x_train[:10])
+    assert feats.shape == (10, 128) and (feats >= 0).all()
+
+
+def test_bad_config_and_data():
+    with pytest.raises(PoisonlabError):
+        TrainConfig(epochs=0)
+    with pytest.raises(PoisonlabError):
+        TrainConfig(precision="fp8")
+    with pytest.raises(PoisonlabError):
+        train(np.zeros((0, 1, 16, 16), np.uint8), np.zeros(0, np.int64), num_classes=2, progress=False)
+
+
+def test_train_cli_writes_metrics_and_weights(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--epochs", "2", "--seed", "3", "--out", str(out), "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "per_class_accuracy", "confusion_matrix", "params", "seconds", "epochs", "seed"):
+        assert key in m
+    assert 0 <= m["accuracy"] <= 1 and m["epochs"] == 2 and m["seed"] == 3
+    assert len(m["per_class_accuracy"]) == 10 and np.array(m["confusion_matrix"]).sum() == 359
+    model = load_weights(PaperCNN(image_size=16), out / "model.safetensors")
+    ds = load_dataset("digits")
+    assert evaluate(model, ds.x_test, ds.y_test, num_classes=10)["accuracy"] == m["accuracy"]
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_train_cli_bad_input(tmp_path, capsys):
+    assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--dataset", "digits", "--epochs", "-1", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_mnist_slice_trains_paper_cnn(shared_cache, tmp_path):
+    """The paper's model on a real MNIST slice, through the CLI."""
+    try:
+        load_dataset("mnist")
+    except PoisonlabError as exc:
+        pytest.skip(f"MNIST not obtainable here: {exc}")
+    out = tmp_path / "m"
+    assert main(["train", "--dataset", "mnist", "--subset", "3000", "1000", "--epochs", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["params"] == 160202 and m["accuracy"] > 0.9
