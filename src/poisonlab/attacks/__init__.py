@@ -34,6 +34,6 @@ def _load_all() -> None:
         importlib.import_module(f"poisonlab.attacks.{module}")
 
 
-_ATTACK_MODULES: tuple[str, ...] = ()
+_ATTACK_MODULES: tuple[str, ...] = ("label_flip", "fgsm", "gradient_matching")
 
 __all__ = ["ATTACKS", "Attack", "PoisonPlan", "make_attack", "register"]

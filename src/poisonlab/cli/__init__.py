@@ -15,7 +15,7 @@ from poisonlab import __version__
 from poisonlab.errors import PoisonlabError
 
 # Order is the order of ``poisonlab --help``.
-COMMAND_MODULES = ("data", "train")
+COMMAND_MODULES = ("data", "train", "attack", "detect", "validate", "reproduce")
 
 
 class _Parser(argparse.ArgumentParser):

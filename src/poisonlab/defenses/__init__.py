@@ -38,6 +38,7 @@ def _load_all() -> None:
         importlib.import_module(f"poisonlab.defenses.{module}")
 
 
-_DETECTOR_MODULES: tuple[str, ...] = ()
+_DETECTOR_MODULES: tuple[str, ...] = ("activation_clustering", "spectral", "deep_knn", "confident_learning",
+                                     "pca", "cluster", "knn")
 
 __all__ = ["DETECTORS", "Detector", "detection_metrics", "make_detector", "register"]

@@ -1,0 +1,311 @@
+"""Gradient matching ("Witches' Brew"): clean-label targeted poisoning.
+
+Geiping et al., "Witches' Brew: Industrial Scale Data Poisoning via Gradient Matching", ICLR 2021.
+
+For each target test image ``x_t`` (true class ``y_t``) the attack picks an adversarial class
+``y_adv != y_t`` and a few training images of class ``y_adv`` (the poisons). It adds bounded
+perturbations ``delta`` (``||delta||_inf <= eps``) to the poisons, labels untouched, so that the
+training gradient of the poisons points the same way as the gradient of the adversarial loss
+``CE(f(x_t), y_adv)`` on a surrogate model trained on clean data:
+
+    alignment loss = 1 - cos(grad_theta CE(f(x_p + delta), y_p), grad_theta CE(f(x_t), y_adv))
+
+over all parameters ``theta``. A victim that trains on the poisons then takes steps that also lower
+the adversarial loss of the target, so it tends to classify ``x_t`` as ``y_adv``.
+
+The optimiser follows the reference implementation ("forest"): Adam fed the sign of the gradient,
+learning rate ``tau * eps``, ``steps`` steps with x0.1 drops at 3/8, 5/8 and 7/8 of them, a projection
+onto the eps-ball and the valid pixel range after every step, several random restarts keeping the
+lowest final loss, and differentiable random translations during crafting so the poisons do not
+depend on pixel-exact alignment. With ``ensemble > 1`` the loss is the mean over several surrogates.
+
+Pixels are rounded to uint8 at the end. When ``eps * 255`` is an integer (the CLI's ``--eps 16`` is
+16/255) rounding keeps ``||delta||_inf <= eps`` exactly; in general ``||delta||_inf <= eps + 0.5/255``.
+All pixels stay in 0..255.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from poisonlab.attacks import register
+from poisonlab.attacks.base import Attack, PoisonPlan, check_rate
+from poisonlab.data.dataset import Dataset
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import TrainConfig, predict_logits, train
+
+
+@register
+@dataclass(frozen=True)
+class GradientMatching(Attack):
+    """Witches' Brew gradient matching: poisons of class ``y_adv`` whose gradient mimics a target's.
+
+    Parameters
+    ----------
+    budget : float
+        Share of the training set that becomes poisons (all targets together, split evenly).
+    eps : float
+        L-infinity bound of the perturbation in [0, 1] pixel units (16/255 by default).
+    targets : int
+        Number of target test images; each gets its own brewing and its own poisons.
+    restarts : int
+        Random restarts per target; the one with the lowest final alignment loss is kept.
+    steps : int
+        Signed-Adam steps per restart.
+    tau : float
+        Adam learning rate in units of ``eps`` (the reference's ``tau``).
+    ensemble : int
+        Surrogate models the alignment loss is averaged over.
+    surrogate_epochs : int
+        Epochs for each surrogate this attack trains itself (when no ``model`` is passed).
+    augment : bool
+        Random translations of the poisons during crafting (differentiable).
+    max_shift : int
+        Largest translation in pixels, each direction.
+    """
+
+    budget: float = 0.01
+    eps: float = 16 / 255
+    targets: int = 1
+    restarts: int = 8
+    steps: int = 250
+    tau: float = 0.1
+    ensemble: int = 1
+    surrogate_epochs: int = 3
+    augment: bool = True
+    max_shift: int = 2
+
+    name = "gradient-matching"
+
+    def validate(self, dataset: Dataset) -> None:
+        check_rate(self.budget, "budget")
+        if not 0 < self.eps <= 1:
+            raise PoisonlabError(f"eps must be in (0, 1] (pixel units / 255), got {self.eps!r}")
+        for what in ("targets", "restarts", "steps", "ensemble", "surrogate_epochs"):
+            if int(getattr(self, what)) < 1:
+                raise PoisonlabError(f"{what} must be >= 1, got {getattr(self, what)!r}")
+        if not self.tau > 0:
+            raise PoisonlabError(f"tau must be > 0, got {self.tau!r}")
+        if self.max_shift < 0:
+            raise PoisonlabError(f"max_shift must be >= 0, got {self.max_shift!r}")
+        n_poison = int(round(self.budget * len(dataset.y_train)))
+        if n_poison < self.targets:
+            raise PoisonlabError(f"budget {self.budget} gives {n_poison} poisons for {self.targets} targets; "
+                                 "each target needs at least one")
+
+    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
+        start = time.perf_counter()
+        surrogates, surrogate_seeds = self._surrogates(dataset, rng, model)
+        surrogate_seconds = round(time.perf_counter() - start, 3)
+        targets, true_labels, adv_classes = self._pick_targets(dataset, rng, surrogates[0])
+        poison_sets = self._pick_poisons(dataset, rng, adv_classes)
+
+        x_new = dataset.x_train.copy()
+        is_poison = np.zeros(len(x_new), dtype=bool)
+        losses, restart_losses, histories, seconds = [], [], [], []
+        for target, y_adv, poison_idx in zip(targets, adv_classes, poison_sets):
+            # one torch seed per (attack seed, target) keeps each brewing reproducible on its own
+            generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+            start = time.perf_counter()
+            brew = brew_poisons(
+                surrogates, dataset.x_train[poison_idx], dataset.y_train[poison_idx],
+                dataset.x_test[target:target + 1], int(y_adv), eps=self.eps, steps=self.steps,
+                restarts=self.restarts, tau=self.tau, max_shift=self.max_shift if self.augment else 0,
+                generator=generator)
+            seconds.append(round(time.perf_counter() - start, 3))
+            x_new[poison_idx] = brew.poisons
+            is_poison[poison_idx] = True
+            losses.append(brew.best_loss)
+            restart_losses.append(brew.restart_losses)
+            histories.append(brew.best_history)
+
+        extras = {
+            "targets": [int(t) for t in targets],
+            "target_true_labels": [int(c) for c in true_labels],
+            "adversarial_classes": [int(c) for c in adv_classes],
+            "poison_indices": [[int(i) for i in idx] for idx in poison_sets],
+            "alignment_loss": losses,
+            "alignment_loss_per_restart": restart_losses,
+            "alignment_loss_history": histories,
+            "crafting_seconds": seconds,
+            "surrogate_seeds": surrogate_seeds,
+            "surrogate_seconds": surrogate_seconds,
+        }
+        return PoisonPlan(x_train=x_new, y_train=dataset.y_train.copy(), is_poison=is_poison, extras=extras)
+
+    def _surrogates(self, dataset: Dataset, rng: np.random.Generator, model: Any) -> tuple[list[nn.Module], list]:
+        """The passed-in model (if any) plus freshly trained ones up to ``ensemble``."""
+        models: list[nn.Module] = [] if model is None else [model]
+        seeds: list[Any] = [] if model is None else ["given"]
+        while len(models) < self.ensemble:
+            # seeds far from the small ones ``validate`` uses, so victims never share the surrogate's init
+            seed = int(rng.integers(10_000, 2**31))
+            config = TrainConfig(epochs=self.surrogate_epochs, seed=seed)
+            models.append(train(dataset.x_train, dataset.y_train, num_classes=dataset.num_classes,
+                                config=config, progress=False, desc="surrogate").model)
+            seeds.append(seed)
+        return models, seeds
+
+    def _pick_targets(self, dataset: Dataset, rng: np.random.Generator,
+                      surrogate: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Test images the surrogate gets right, in a seeded order, each with a random wrong class."""
+        order = rng.permutation(len(dataset.y_test))
+        candidates = order[: max(20 * self.targets, 200)]
+        pred = predict_logits(surrogate, dataset.x_test[candidates]).argmax(axis=1)
+        correct = candidates[pred == dataset.y_test[candidates]]
+        if len(correct) < self.targets:
+            raise PoisonlabError(f"the surrogate classifies only {len(correct)} of {len(candidates)} sampled "
+                                 f"test images correctly; {self.targets} targets needed")
+        targets = correct[: self.targets]
+        true_labels = dataset.y_test[targets]
+        shifts = rng.integers(1, dataset.num_classes, size=self.targets)
+        return targets, true_labels, (true_labels + shifts) % dataset.num_classes
+
+    def _pick_poisons(self, dataset: Dataset, rng: np.random.Generator, adv_classes: np.ndarray) -> list[np.ndarray]:
+        """Disjoint random training images of each target's adversarial class, the budget split evenly."""
+        n_poison = int(round(self.budget * len(dataset.y_train)))
+        per_target = np.full(self.targets, n_poison // self.targets)
+        per_target[: n_poison % self.targets] += 1
+        pools = {int(c): list(rng.permutation(np.flatnonzero(dataset.y_train == c))) for c in np.unique(adv_classes)}
+        sets = []
+        for y_adv, count in zip(adv_classes, per_target):
+            pool = pools[int(y_adv)]
+            if len(pool) < count:
+                raise PoisonlabError(f"class {y_adv} has too few training images left for {count} poisons")
+            sets.append(np.sort(np.array(pool[:count], dtype=np.int64)))
+            del pool[:count]
+        return sets
+
+
+@dataclass
+class Brew:
+    """One target's result: the poisoned images and the alignment losses seen."""
+
+    poisons: np.ndarray  # (P, C, H, W) uint8
+    best_loss: float
+    restart_losses: list[float]
+    best_history: list[float]  # alignment loss at every step of the kept restart
+
+
+def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np.ndarray, x_target: np.ndarray,
+                 y_adv: int, *, eps: float, steps: int = 250, restarts: int = 1, tau: float = 0.1,
+                 max_shift: int = 2, generator: torch.Generator | None = None) -> Brew:
+    """Craft perturbations for one target by gradient matching.
+
+    Parameters
+    ----------
+    surrogates : list of nn.Module
+        Trained models on clean data (not modified; float32 copies are used).
+    x_poison : np.ndarray (P, C, H, W) uint8
+        The base images of the poisons.
+    y_poison : np.ndarray (P,) int
+        Their (unchanged) labels.
+    x_target : np.ndarray (1, C, H, W) uint8
+        The target test image.
+    y_adv : int
+        The class the target should be classified as.
+    eps, steps, restarts, tau, max_shift, generator
+        As in :class:`GradientMatching`; ``generator`` seeds the initialisation and the translations.
+
+    Returns
+    -------
+    Brew
+        ``poisons`` (P, C, H, W) uint8 within ``eps`` (+ rounding) of ``x_poison``.
+    """
+    models = [_fp32_copy(m) for m in surrogates]
+    base = torch.tensor(np.asarray(x_poison), dtype=torch.float32).div_(255.0)
+    labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
+    target = torch.tensor(np.asarray(x_target), dtype=torch.float32).div_(255.0)
+    adv_label = torch.tensor([y_adv], dtype=torch.int64)
+    target_grads = [_target_gradient(m, target, adv_label) for m in models]
+
+    best: tuple[float, torch.Tensor, list[float]] | None = None
+    restart_losses = []
+    for _ in range(restarts):
+        delta, history = _brew_once(models, target_grads, base, labels, eps=eps, steps=steps, tau=tau,
+                                    max_shift=max_shift, generator=generator)
+        # score the final delta without augmentation so restarts compare on the same footing
+        final = _alignment_loss(models, target_grads, base + delta, labels, max_shift=0, generator=None).item()
+        restart_losses.append(round(final, 6))
+        if best is None or final < best[0]:
+            best = (final, delta, history)
+    assert best is not None
+    poisons = (base + best[1]).mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return Brew(poisons=poisons, best_loss=round(best[0], 6), restart_losses=restart_losses, best_history=best[2])
+
+
+def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
+               tau: float, max_shift: int, generator: torch.Generator | None) -> tuple[torch.Tensor, list[float]]:
+    """One restart of signed Adam from a random start; returns delta (P, C, H, W) and the loss per step."""
+    delta = (torch.randn(base.shape, generator=generator) * eps).clamp_(-eps, eps)
+    delta = (torch.clamp(base + delta, 0, 1) - base).requires_grad_(True)
+    optimizer = torch.optim.Adam([delta], lr=tau * eps)
+    milestones = [steps * 3 // 8, steps * 5 // 8, steps * 7 // 8]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    history = []
+    for _ in range(steps):
+        loss = _alignment_loss(models, target_grads, base + delta, labels, max_shift=max_shift, generator=generator)
+        optimizer.zero_grad(set_to_none=False)
+        (grad,) = torch.autograd.grad(loss, delta)
+        delta.grad = grad.sign()  # the reference feeds Adam the gradient's sign ("signAdam")
+        optimizer.step()
+        scheduler.step()
+        with torch.no_grad():
+            delta.clamp_(-eps, eps)
+            delta.copy_(torch.clamp(base + delta, 0, 1) - base)
+        history.append(round(loss.item(), 6))
+    return delta.detach(), history
+
+
+def _alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor, *, max_shift: int,
+                    generator: torch.Generator | None) -> torch.Tensor:
+    """Mean over surrogates of ``1 - cos(poison gradient, target gradient)``, differentiable in ``x``."""
+    if max_shift > 0:
+        x = random_translate(x, max_shift=max_shift, generator=generator)
+    total = x.new_zeros(())
+    for model, (target_grad, target_norm) in zip(models, target_grads):
+        params = [p for p in model.parameters() if p.requires_grad]
+        poison_loss = F.cross_entropy(model(x), labels)
+        # create_graph: the loss must be differentiated again, through these gradients, w.r.t. x
+        poison_grad = torch.autograd.grad(poison_loss, params, create_graph=True)
+        dot = sum((g * t).sum() for g, t in zip(poison_grad, target_grad))
+        poison_norm = torch.sqrt(sum(g.pow(2).sum() for g in poison_grad))
+        total = total + 1 - dot / (poison_norm * target_norm)
+    return total / len(models)
+
+
+def _target_gradient(model: nn.Module, target: torch.Tensor, adv_label: torch.Tensor) -> tuple[list, torch.Tensor]:
+    """Gradient of ``CE(f(x_t), y_adv)`` over all parameters (detached) and its norm."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(F.cross_entropy(model(target), adv_label), params)
+    grads = [g.detach() for g in grads]
+    return grads, torch.sqrt(sum(g.pow(2).sum() for g in grads))
+
+
+def random_translate(x: torch.Tensor, *, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image (N, C, H, W) by a random whole number of pixels in ``[-max_shift, max_shift]``
+    per axis, filling with zeros (MNIST's background); differentiable in ``x`` (zero padding + crop)."""
+    n, _, h, w = x.shape
+    shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator)
+    padded = F.pad(x, (max_shift, max_shift, max_shift, max_shift))
+    rows = (torch.arange(h).view(1, h) + max_shift - shifts[:, :1]).view(n, 1, h, 1)
+    cols = (torch.arange(w).view(1, w) + max_shift - shifts[:, 1:]).view(n, 1, 1, w)
+    batch = torch.arange(n).view(n, 1, 1, 1)
+    channel = torch.arange(x.shape[1]).view(1, -1, 1, 1)
+    return padded[batch, channel, rows, cols]
+
+
+def _fp32_copy(model: nn.Module) -> nn.Module:
+    """A float32, contiguous-format, eval-mode copy (crafting needs exact fp32 double backward)."""
+    copied = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    for p in copied.parameters():
+        p.requires_grad_(True)
+    return copied

@@ -1,0 +1,123 @@
+"""``poisonlab reproduce``, ``poisonlab run`` and ``poisonlab report``: the experiment runner's commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from poisonlab.cli.common import positive_int, status
+from poisonlab.errors import PoisonlabError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce", help="reproduce the paper end to end: train, attack, defend, retrain, report",
+        description="Run the paper's experiment (MNIST, the paper CNN, label flipping and FGSM, defenses pca, "
+                    "kmeans, pca+kmeans, dbscan, birch) into OUT: results.json, report.md, report.html, plots/.")
+    _add_run_options(p)
+    p.set_defaults(func=_reproduce)
+
+    p = sub.add_parser("run", help="run an experiment described by a TOML config",
+                       description="Run the experiment in CONFIG.toml (keys as in poisonlab.experiment."
+                                   "ExperimentConfig; see examples/*.toml) into OUT. Flags override the file.")
+    p.add_argument("config", type=Path, metavar="CONFIG.toml")
+    _add_run_options(p)
+    p.set_defaults(func=_run_config)
+
+    p = sub.add_parser("report", help="re-render a run folder's report from its results.json (no training)",
+                       description="Write DIR/report.md, DIR/report.html and DIR/plots/ from DIR/results.json.")
+    p.add_argument("run_dir", type=Path, metavar="DIR")
+    p.set_defaults(func=_report)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="the run folder")
+    p.add_argument("--seeds", type=positive_int, metavar="N", help="repeat with seeds 0..N-1; report mean and std")
+    p.add_argument("--quick", action="store_true",
+                   help="a stratified 6,000 / 1,000 slice and 1 epoch per training (tests, demos)")
+    p.add_argument("--dataset", metavar="NAME", help="mnist, fashion-mnist, digits, or an .npz path")
+    p.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
+                   help="a class-stratified slice of the dataset")
+    p.add_argument("--defenses", metavar="A,B,...", help="comma-separated defense names")
+    g = p.add_argument_group("epochs per stage (reproduce: 3 each; --quick: 1 each)")
+    g.add_argument("--clean-epochs", type=positive_int, metavar="N", help="the model trained on clean data")
+    g.add_argument("--attacked-epochs", type=positive_int, metavar="N", help="the model trained on poisoned data")
+    g.add_argument("--retrain-epochs", type=positive_int, metavar="N", help="each defense's retraining")
+    g.add_argument("--epochs", type=positive_int, metavar="N", help="all three at once")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    r = p.add_mutually_exclusive_group()
+    r.add_argument("--resume", action="store_true", help="reuse the finished stages in OUT (continue a run)")
+    r.add_argument("--force", action="store_true", help="start over in an OUT that holds another experiment")
+    p.add_argument("--no-report", action="store_true", help="write results.json only")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or stage lines")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.quick:
+        from poisonlab.experiment import QUICK_SETTINGS  # noqa: PLC0415
+
+        changes.update(QUICK_SETTINGS)
+    if args.dataset:
+        changes["dataset"] = args.dataset
+    if args.subset:
+        changes.update(n_train=args.subset[0], n_test=args.subset[1])
+    if args.seeds:
+        changes["seeds"] = list(range(args.seeds))
+    if args.defenses is not None:
+        changes["defenses"] = [d.strip() for d in args.defenses.split(",") if d.strip()]
+    if args.epochs:
+        changes.update(clean_epochs=args.epochs, attacked_epochs=args.epochs, retrain_epochs=args.epochs)
+    for key in ("clean_epochs", "attacked_epochs", "retrain_epochs", "precision"):
+        if getattr(args, key):
+            changes[key] = getattr(args, key)
+    return changes
+
+
+def _execute(config, args: argparse.Namespace) -> int:
+    from poisonlab.experiment import run_experiment  # noqa: PLC0415
+    from poisonlab.report import render_report, summary_text  # noqa: PLC0415
+
+    log = (lambda message: None) if args.quiet else status
+    try:
+        results = run_experiment(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet,
+                                 log=log)
+    except KeyboardInterrupt:
+        status(f"stopped; the finished stages are kept in {args.out}: add --resume to continue")
+        raise
+    if not args.no_report:
+        paths = render_report(args.out)
+        log(f"wrote {args.out / 'results.json'}, {paths['markdown']}, {paths['html']}")
+    else:
+        log(f"wrote {args.out / 'results.json'}")
+    print(summary_text(results))
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from poisonlab.experiment import ExperimentConfig  # noqa: PLC0415
+
+    changes = _overrides(args)
+    config = ExperimentConfig().replace(**changes) if changes else ExperimentConfig()
+    return _execute(config, args)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    from poisonlab.experiment import load_config  # noqa: PLC0415
+
+    config = load_config(args.config)
+    changes = _overrides(args)
+    if changes:
+        config = config.replace(**changes)
+    return _execute(config, args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from poisonlab.report import render_report  # noqa: PLC0415
+
+    if not args.run_dir.is_dir():
+        raise PoisonlabError(f"{args.run_dir}: no such run folder")
+    paths = render_report(args.run_dir)
+    status(f"wrote {paths['markdown']} and {paths['html']}")
+    return 0

@@ -1,0 +1,308 @@
+"""The report's tables, built from ``results.json`` alone: the paper's Figure 2 and 3 layouts with deltas,
+our numbers next to the paper's, runtimes, detection metrics, and a verdict that respects the spread.
+
+Every function returns plain :class:`Table` objects with string cells; ``render`` turns them into Markdown
+or HTML. Accuracies are shown in percent; deltas in percentage points (pp).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+BASELINES = ("clean", "attacked")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of formatted cells; ``note`` is a sentence printed under it."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+@lru_cache(maxsize=1)
+def paper_numbers() -> dict[str, Any]:
+    """The paper's published numbers (accuracies in percent, runtimes in seconds), shipped in the package."""
+    text = (resources.files("poisonlab") / "resources" / "paper_numbers.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def paper_applies(results: dict[str, Any], attack: str) -> bool:
+    """The paper's numbers are comparable only for its attack on full-size MNIST with 10 classes."""
+    return (attack == results.get("primary_attack") and results["dataset"]["name"] == "mnist"
+            and len(results["dataset"]["classes"]) == len(paper_numbers()["scenarios"]["clean"]["per_class"]))
+
+
+def defenses_of(results: dict[str, Any], attack: str) -> list[str]:
+    return [n for n in results["attacks"][attack]["scenarios"] if n not in BASELINES]
+
+
+def n_seeds(results: dict[str, Any]) -> int:
+    return len(results.get("seeds", [0]))
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+def pct(fraction: float | None, digits: int = 2) -> str:
+    return "n/a" if fraction is None else f"{fraction * 100:.{digits}f}%"
+
+
+def pct_std(fraction: float | None, std: float | None, digits: int = 2) -> str:
+    """``99.12%`` or, with a spread, ``99.12% ± 0.05``."""
+    if fraction is None:
+        return "n/a"
+    return pct(fraction, digits) + ("" if std is None else f" ± {std * 100:.{digits}f}")
+
+
+def delta_pp(value: float | None, reference: float | None, *, scale: float = 100.0) -> str:
+    """A signed difference in percentage points, e.g. ``+19.67``."""
+    if value is None or reference is None:
+        return "n/a"
+    return f"{(value - reference) * scale:+.2f}"
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def num_std(value: float | None, std: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def _std(scenario: dict[str, Any], key: str) -> Any:
+    return (scenario.get("std") or {}).get(key)
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+def summary_table(results: dict[str, Any], attack: str) -> Table:
+    """One row per scenario: accuracy (± std over seeds), change against the attacked model, the paper's
+    accuracy where it has one, seconds, and a defense's F1 and removals."""
+    scenarios = results["attacks"][attack]["scenarios"]
+    paper = paper_numbers()["scenarios"] if paper_applies(results, attack) else {}
+    attacked = scenarios["attacked"]["accuracy"]
+    rows = []
+    for name, s in scenarios.items():
+        p = paper.get(name, {})
+        rows.append((
+            name, pct_std(s["accuracy"], _std(s, "accuracy")),
+            "" if name == "attacked" else delta_pp(s["accuracy"], attacked),
+            f"{p['accuracy']:.2f}%" if "accuracy" in p else "",
+            seconds(s.get("seconds")), seconds(p.get("runtime_s")) if "runtime_s" in p else "",
+            num_std(s.get("f1"), _std(s, "f1")) if name not in BASELINES else "",
+            f"{s['removed']:.0f} ({s['poisons_removed']:.0f} poisons)" if name not in BASELINES else "",
+        ))
+    return Table(
+        title=f"Summary: {attack}",
+        header=("Scenario", "Accuracy", "Δ vs attacked (pp)", "Paper accuracy", "Seconds", "Paper seconds",
+                "Detection F1", "Removed"),
+        rows=tuple(rows),
+        note=_spread_note(results) + (f" Paper numbers: the paper's Figures 2-3 (MNIST){_slice_note(results)}."
+                                       if paper else
+                                       " The paper's numbers are for its label-flip attack on full MNIST; "
+                                       "not comparable here."),
+    )
+
+
+def figure2_table(results: dict[str, Any], attack: str) -> Table:
+    """The paper's Figure 2: per class, before the attack and after it (with the change), ours and paper's."""
+    scenarios = results["attacks"][attack]["scenarios"]
+    clean, attacked = scenarios["clean"], scenarios["attacked"]
+    paper = paper_numbers()["scenarios"] if paper_applies(results, attack) else None
+    rows = []
+    for k, name in enumerate(results["dataset"]["classes"]):
+        c_acc, a_acc = clean["per_class_accuracy"][k], attacked["per_class_accuracy"][k]
+        c_mis, a_mis = clean["per_class_misclassification"][k], attacked["per_class_misclassification"][k]
+        row = [f"Class {name}", pct(c_acc), pct(c_mis),
+               f"{pct(a_acc)} ({delta_pp(a_acc, c_acc)})", f"{pct(a_mis)} ({delta_pp(a_mis, c_mis)})"]
+        if paper:
+            pc, pa = paper["clean"]["per_class"][k], paper["attacked"]["per_class"][k]
+            row += [f"{pc:.2f}%", f"{pa:.2f}% ({pa - pc:+.2f})", f"{100 - pa:.2f}% ({pc - pa:+.2f})"]
+        rows.append(tuple(row))
+    total = ["All", pct(clean["accuracy"]), pct(1 - clean["accuracy"]),
+             f"{pct(attacked['accuracy'])} ({delta_pp(attacked['accuracy'], clean['accuracy'])})",
+             f"{pct(1 - attacked['accuracy'])} ({delta_pp(clean['accuracy'], attacked['accuracy'])})"]
+    header = ["Class", "Before: accuracy", "Before: misclass.", "After: accuracy (Δ pp)", "After: misclass. (Δ pp)"]
+    if paper:
+        pc, pa = paper["clean"]["accuracy"], paper["attacked"]["accuracy"]
+        total += [f"{pc:.2f}%", f"{pa:.2f}% ({pa - pc:+.2f})", f"{100 - pa:.2f}% ({pc - pa:+.2f})"]
+        header += ["Paper before: accuracy", "Paper after: accuracy (Δ)", "Paper after: misclass. (Δ)"]
+    rows.append(tuple(total))
+    config = results["config"]
+    epochs = ("" if config["clean_epochs"] == config["attacked_epochs"] else
+              f" The clean model trained {config['clean_epochs']} epoch(s), the attacked one "
+              f"{config['attacked_epochs']}: part of the change is the training length.")
+    return Table(title=f"Figure 2: before and after the attack ({attack})", header=tuple(header), rows=tuple(rows),
+                 note="Δ: change against the model before the attack, in percentage points. "
+                      "Misclassification = 100% - per-class accuracy." + epochs + _mean_note(results))
+
+
+def figure3_table(results: dict[str, Any], attack: str, defense: str) -> Table:
+    """The paper's Figure 3 for one defense: per class accuracy and misclassification with the change
+    against the attacked model, next to the paper's where it has this defense."""
+    scenarios = results["attacks"][attack]["scenarios"]
+    s, attacked = scenarios[defense], scenarios["attacked"]
+    paper_all = paper_numbers()["scenarios"] if paper_applies(results, attack) else {}
+    paper = paper_all.get(defense)
+    rows = []
+    for k, name in enumerate(results["dataset"]["classes"]):
+        acc, a_acc = s["per_class_accuracy"][k], attacked["per_class_accuracy"][k]
+        mis, a_mis = s["per_class_misclassification"][k], attacked["per_class_misclassification"][k]
+        row = [f"Class {name}", f"{pct(acc)} ({delta_pp(acc, a_acc)})", f"{pct(mis)} ({delta_pp(mis, a_mis)})"]
+        if paper:
+            p, pa = paper["per_class"][k], paper_all["attacked"]["per_class"][k]
+            row += [f"{p:.2f}% ({p - pa:+.2f})", f"{100 - p:.2f}% ({pa - p:+.2f})"]
+        rows.append(tuple(row))
+    total = ["All", f"{pct(s['accuracy'])} ({delta_pp(s['accuracy'], attacked['accuracy'])})",
+             f"{pct(1 - s['accuracy'])} ({delta_pp(attacked['accuracy'], s['accuracy'])})"]
+    header = ["Class", "Accuracy (Δ pp)", "Misclass. (Δ pp)"]
+    if paper:
+        p, pa = paper["accuracy"], paper_all["attacked"]["accuracy"]
+        total += [f"{p:.2f}% ({p - pa:+.2f})", f"{100 - p:.2f}% ({pa - p:+.2f})"]
+        header += ["Paper accuracy (Δ)", "Paper misclass. (Δ)"]
+    rows.append(tuple(total))
+    title = (f"Figure 3: {defense} defense ({attack}), accuracy {pct(s['accuracy'])}, "
+             f"run time {seconds(s.get('seconds'))} s")
+    if paper:
+        title += f" (paper: {paper['accuracy']:.2f}%, {paper['runtime_s']:.2f} s)"
+    return Table(title=title, header=tuple(header), rows=tuple(rows),
+                 note="Δ: change against the attacked model, in percentage points." + _mean_note(results))
+
+
+def runtime_table(results: dict[str, Any], attack: str) -> Table:
+    """Where each scenario's time goes, next to the paper's run times."""
+    scenarios = results["attacks"][attack]["scenarios"]
+    paper = paper_numbers()["scenarios"] if paper_applies(results, attack) else {}
+    rows = []
+    for name, s in scenarios.items():
+        if name in BASELINES:
+            parts = (seconds(s.get("seconds_attack")) if name == "attacked" else "", seconds(s["seconds"]), "", "", "")
+        else:
+            parts = ("", "", seconds(s.get("seconds_features")), seconds(s.get("seconds_detect")),
+                     seconds(s.get("seconds_retrain")))
+        p = paper.get(name, {}).get("runtime_s")
+        rows.append((name, *parts, seconds(s.get("seconds")), "" if p is None else f"{p:.2f}"))
+    return Table(
+        title=f"Run times in seconds ({attack})",
+        header=("Scenario", "Attack", "Train", "Features", "Detect", "Retrain", "Total", "Paper total"),
+        rows=tuple(rows),
+        note=f"Ours measured on {_machine(results)}. A defense's total is features + detect + retrain (the "
+             "attacked model's time is not in it); the attacked total is its training time. The paper does not "
+             "say what its run time covers or on what hardware it was measured.",
+    )
+
+
+def detection_table(results: dict[str, Any], attack: str) -> Table:
+    """Precision, recall, F1, ROC-AUC and removal counts of each defense against the true poison mask."""
+    scenarios = results["attacks"][attack]["scenarios"]
+    rows = []
+    for name in defenses_of(results, attack):
+        s = scenarios[name]
+        rows.append((name, num_std(s.get("precision"), _std(s, "precision")),
+                     num_std(s.get("recall"), _std(s, "recall")), num_std(s.get("f1"), _std(s, "f1")),
+                     num_std(s.get("roc_auc"), _std(s, "roc_auc")), f"{s['removed']:.0f}",
+                     f"{s['poisons_removed']:.0f} of {s['n_poison']:.0f}", f"{s['clean_removed']:.0f}"))
+    return Table(title=f"Detection ({attack})",
+                 header=("Defense", "Precision", "Recall", "F1", "ROC-AUC", "Removed", "Poisons removed",
+                         "Clean removed"),
+                 rows=tuple(rows), note="Against the ground-truth poison mask of the attacked training set."
+                 + _mean_note(results))
+
+
+def stage_timing_table(results: dict[str, Any]) -> Table:
+    """Time per stage kind over the whole run (computed now vs loaded from the stage cache)."""
+    totals: dict[str, list[float]] = {}
+    for t in results.get("timing", {}).get("stages", []):
+        entry = totals.setdefault(t["stage"], [0, 0, 0.0])
+        entry[1 if t["cached"] else 0] += 1
+        if not t["cached"]:
+            entry[2] += t["seconds"]
+    rows = tuple((stage, str(computed), str(cached), seconds(secs))
+                 for stage, (computed, cached, secs) in totals.items())
+    timing = results.get("timing", {})
+    return Table(title="Where the time went", header=("Stage", "Computed", "From cache", "Seconds computed"),
+                 rows=rows, note=f"Wall time of the run: {seconds(timing.get('total_seconds'))} s, of which "
+                                 f"{seconds(timing.get('computed_seconds'))} s in computed stages.")
+
+
+# ------------------------------------------------------------------------------------------ verdict
+
+def verdict(results: dict[str, Any], attack: str) -> list[str]:
+    """Sentences on which defense did best, that name no winner where the gap is inside the spread."""
+    scenarios = results["attacks"][attack]["scenarios"]
+    defenses = defenses_of(results, attack)
+    if not defenses:
+        return ["No defenses were run."]
+    attacked = scenarios["attacked"]["accuracy"]
+    lines = []
+    below = [d for d in defenses if scenarios[d]["accuracy"] <= attacked]
+    if below:
+        lines.append(f"Not above the attacked model ({pct(attacked)}): {', '.join(below)}.")
+    else:
+        lines.append(f"Every defense is above the attacked model ({pct(attacked)}).")
+    for metric, label, fmt in (("accuracy", "test accuracy", lambda v: pct(v)),
+                               ("f1", "detection F1", lambda v: num(v))):
+        ranked = sorted((d for d in defenses if scenarios[d].get(metric) is not None),
+                        key=lambda d: scenarios[d][metric], reverse=True)
+        if len(ranked) < 2:
+            continue
+        lines.append(_compare(results, scenarios, ranked, metric, label, fmt))
+    return lines
+
+
+def _compare(results: dict[str, Any], scenarios: dict[str, Any], ranked: list[str], metric: str, label: str,
+             fmt) -> str:
+    best, second = ranked[0], ranked[1]
+    gap = scenarios[best][metric] - scenarios[second][metric]
+    scale, unit, digits = (100, " pp", 2) if metric == "accuracy" else (1, "", 3)
+    if n_seeds(results) < 2:
+        lead = (f"{gap * scale:.{digits}f}{unit} ahead of {second}" if round(gap * scale, digits) > 0
+                else f"tied with {second}")
+        return (f"Highest {label} on this single seed: {best} ({fmt(scenarios[best][metric])}), {lead}. "
+                "One seed gives no spread, so this is no ranking; run with --seeds N to compare.")
+    spread = {d: _std(scenarios[d], metric) or 0.0 for d in ranked}
+    gaps = {d: scenarios[best][metric] - scenarios[d][metric] for d in ranked[1:]}
+    tied = [d for d in ranked[1:] if gaps[d] < max(spread[best], spread[d]) or gaps[d] == 0]
+    if tied:
+        return (f"{label.capitalize()}: {best} ({fmt(scenarios[best][metric])}) and {', '.join(tied)} differ by "
+                f"less than their spread over {n_seeds(results)} seeds (std up to "
+                f"{max(spread[d] for d in [best, *tied]) * scale:.{digits}f}{unit}); no winner among them.")
+    return (f"Highest {label}: {best} ({fmt(scenarios[best][metric])}), {gap * scale:.{digits}f}{unit} ahead of "
+            f"{second}, more than either's spread over {n_seeds(results)} seeds.")
+
+
+def _spread_note(results: dict[str, Any]) -> str:
+    k = n_seeds(results)
+    return (f"Mean ± standard deviation over {k} seeds." if k > 1 else
+            "One seed: no spread estimate.")
+
+
+def _slice_note(results: dict[str, Any]) -> str:
+    n = results["dataset"]["n_train"]
+    return "" if n >= 60000 else f"; ours use a {n}-image training slice, so expect lower accuracies"
+
+
+def _mean_note(results: dict[str, Any]) -> str:
+    k = n_seeds(results)
+    return f" Means over {k} seeds." if k > 1 else ""
+
+
+def _machine(results: dict[str, Any]) -> str:
+    m = results.get("machine", {})
+    return f"{m.get('cpu') or 'an unknown CPU'} ({m.get('threads', '?')} threads, {m.get('precision', '?')})"
+
+
+__all__ = ["Table", "defenses_of", "detection_table", "figure2_table", "figure3_table", "paper_applies",
+           "paper_numbers", "runtime_table", "stage_timing_table", "summary_table", "verdict"]

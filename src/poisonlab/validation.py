@@ -1,0 +1,137 @@
+"""Validate a targeted poisoning attack the way a victim would meet it: retrain from scratch.
+
+Each run trains a fresh model (a new initialisation and batch order: seeds ``seed .. seed + runs - 1``)
+on the poisoned training split, then checks every target test image: the attack succeeds on a target
+in a run when the model classifies it as its adversarial class. Clean accuracy is measured on the test
+split without the targets. An optional clean-data control trains the same way on the training split
+with the poisons removed, which gives the base rate of a target being classified as its adversarial
+class without any poisons.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from poisonlab.data.dataset import PoisonedDataset
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import TrainConfig, metrics_from_predictions, predict_logits, train
+
+
+def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: TrainConfig = TrainConfig(),
+                      clean_control: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Retrain ``runs`` times on ``poisoned`` and measure attack success and clean accuracy.
+
+    Parameters
+    ----------
+    poisoned : PoisonedDataset
+        Its ``attack`` record names the targets (test indices) and their ``adversarial_classes``;
+        without them (an untargeted attack) only clean accuracy is reported.
+    runs : int
+        Independent retrainings; run ``r`` uses ``config.seed + r``.
+    config : TrainConfig
+        How the victim trains (epochs, batch size, learning rate, precision).
+    clean_control : bool
+        Also train on the training split minus the poisons, same seeds, and report under ``"control"``.
+    progress : bool
+        Progress bars while training.
+
+    Returns
+    -------
+    dict
+        ``success_rate`` / ``success_rate_std`` (share of targets classified as their adversarial class,
+        mean and sample standard deviation over runs; ``None`` without targets), ``clean_accuracy`` /
+        ``clean_accuracy_std`` (test accuracy without the targets), ``targets`` (per target: index, true
+        label, adversarial class, per-run prediction, success and adversarial-class probability),
+        ``per_run``, ``seeds``, ``config``, ``n_poison``, ``attack`` and, if asked, ``control``.
+    """
+    if runs < 1:
+        raise PoisonlabError(f"runs must be >= 1, got {runs}")
+    targets, adv_classes = attack_targets(poisoned)
+    result = _retrain_and_score(poisoned.x_train, poisoned.y_train, poisoned, targets, adv_classes,
+                                runs=runs, config=config, progress=progress, desc="victim")
+    result.update(n_poison=poisoned.n_poison, n_train=int(len(poisoned.y_train)), attack=poisoned.attack,
+                  surrogate_seed_overlap=_seed_overlap(poisoned, result["seeds"]))
+    if clean_control:
+        keep = ~poisoned.is_poison
+        result["control"] = _retrain_and_score(poisoned.x_train[keep], poisoned.y_train[keep], poisoned, targets,
+                                               adv_classes, runs=runs, config=config, progress=progress,
+                                               desc="control")
+        result["control"]["n_train"] = int(keep.sum())
+    return result
+
+
+def attack_targets(poisoned: PoisonedDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Target test indices (T,) and their adversarial classes (T,) from the attack record (empty if none)."""
+    record = poisoned.attack or {}
+    targets = np.asarray(record.get("targets", []), dtype=np.int64)
+    adv_classes = np.asarray(record.get("adversarial_classes", []), dtype=np.int64)
+    if len(targets) != len(adv_classes):
+        raise PoisonlabError(f"attack record has {len(targets)} targets but {len(adv_classes)} adversarial classes")
+    if len(targets) and (targets.min() < 0 or targets.max() >= len(poisoned.y_test)):
+        raise PoisonlabError("attack record names target indices outside the test split")
+    if len(adv_classes) and (adv_classes.min() < 0 or adv_classes.max() >= poisoned.num_classes):
+        raise PoisonlabError("attack record names adversarial classes outside the label range")
+    return targets, adv_classes
+
+
+def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDataset, targets: np.ndarray,
+                       adv_classes: np.ndarray, *, runs: int, config: TrainConfig, progress: bool,
+                       desc: str) -> dict[str, Any]:
+    others = np.ones(len(ds.y_test), dtype=bool)
+    others[targets] = False
+    seeds = [config.seed + r for r in range(runs)]
+    per_run, predictions, adv_probs = [], [], []
+    for seed in seeds:
+        run_config = TrainConfig(**{**config.to_dict(), "seed": seed})
+        trained = train(x_train, y_train, num_classes=ds.num_classes, config=run_config, progress=progress,
+                        desc=f"{desc} seed {seed}")
+        logits = predict_logits(trained.model, ds.x_test)
+        pred = logits.argmax(axis=1)
+        accuracy = metrics_from_predictions(ds.y_test[others], pred[others], num_classes=ds.num_classes)["accuracy"]
+        hits = pred[targets] == adv_classes
+        predictions.append(pred[targets])
+        adv_probs.append(_softmax(logits[targets])[np.arange(len(targets)), adv_classes])
+        per_run.append({"seed": seed, "clean_accuracy": accuracy, "seconds": round(trained.seconds, 3),
+                        "success_rate": float(hits.mean()) if len(targets) else None,
+                        "successes": int(hits.sum())})
+    success = [r["success_rate"] for r in per_run]
+    accuracy = [r["clean_accuracy"] for r in per_run]
+    per_target = []
+    for k, (index, y_adv) in enumerate(zip(targets, adv_classes)):
+        preds = [int(p[k]) for p in predictions]
+        per_target.append({
+            "index": int(index), "true_label": int(ds.y_test[index]), "adversarial_class": int(y_adv),
+            "predicted": preds, "success": [p == int(y_adv) for p in preds],
+            "success_rate": float(np.mean([p == int(y_adv) for p in preds])),
+            "adversarial_probability": [round(float(p[k]), 6) for p in adv_probs],
+        })
+    return {
+        "runs": runs, "seeds": seeds, "config": config.to_dict(),
+        "success_rate": _mean(success) if len(targets) else None,
+        "success_rate_std": _std(success) if len(targets) else None,
+        "clean_accuracy": _mean(accuracy), "clean_accuracy_std": _std(accuracy),
+        "targets": per_target, "per_run": per_run,
+    }
+
+
+def _seed_overlap(poisoned: PoisonedDataset, seeds: list[int]) -> list[int]:
+    """Validation seeds equal to a surrogate's: such a run is not an independent victim."""
+    surrogate = {s for s in (poisoned.attack or {}).get("surrogate_seeds", []) if isinstance(s, int)}
+    return sorted(surrogate.intersection(seeds))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values))
+
+
+def _std(values: list[float]) -> float:
+    """Sample standard deviation (ddof=1); 0 for a single run."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

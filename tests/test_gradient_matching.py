@@ -1,0 +1,167 @@
+"""Witches' Brew gradient matching: bounds, masks, labels, determinism, and a falling alignment loss."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from poisonlab.attacks import make_attack
+from poisonlab.attacks.gradient_matching import GradientMatching, brew_poisons, random_translate
+from poisonlab.data import load_dataset, load_poisoned
+from poisonlab.errors import PoisonlabError
+from poisonlab.training import TrainConfig, save_weights, train
+
+EPS = 16 / 255
+TINY = dict(budget=0.1, eps=EPS, targets=2, restarts=2, steps=6, surrogate_epochs=4)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits").subset(300, 100, seed=0)
+
+
+@pytest.fixture(scope="module")
+def poisoned(digits):
+    return make_attack("gradient-matching", **TINY).poison(digits, seed=3)
+
+
+@pytest.fixture(scope="module")
+def surrogate(digits):
+    return train(digits.x_train, digits.y_train, num_classes=digits.num_classes,
+                 config=TrainConfig(epochs=4, seed=11), progress=False).model
+
+
+def test_perturbation_within_eps_and_only_on_poisons(digits, poisoned):
+    delta = poisoned.x_train.astype(np.int64) - digits.x_train.astype(np.int64)
+    # 16/255 is a whole number of grey levels, so rounding cannot leave the ball
+    assert np.abs(delta).max() <= 16
+    changed = np.abs(delta).reshape(len(delta), -1).max(axis=1) > 0
+    assert not changed[~poisoned.is_poison].any()
+    assert changed[poisoned.is_poison].mean() > 0.9  # crafting really moved the poisons
+    assert poisoned.x_train.dtype == np.uint8  # uint8 is the valid 0..255 range by construction
+
+
+def test_labels_unchanged_and_poisons_are_adversarial_class(digits, poisoned):
+    record = poisoned.attack
+    np.testing.assert_array_equal(poisoned.y_train, digits.y_train)
+    np.testing.assert_array_equal(poisoned.original_labels, digits.y_train)
+    assert poisoned.n_poison == round(0.1 * len(digits.y_train))
+    all_indices = np.concatenate([np.asarray(i) for i in record["poison_indices"]])
+    assert len(set(all_indices.tolist())) == len(all_indices) == poisoned.n_poison
+    np.testing.assert_array_equal(np.sort(all_indices), np.flatnonzero(poisoned.is_poison))
+    sizes = [len(i) for i in record["poison_indices"]]
+    assert max(sizes) - min(sizes) <= 1  # budget split evenly
+    for indices, y_adv, target, y_true in zip(record["poison_indices"], record["adversarial_classes"],
+                                              record["targets"], record["target_true_labels"]):
+        assert (digits.y_train[indices] == y_adv).all()
+        assert y_adv != y_true == digits.y_test[target]
+
+
+def test_record_has_losses_and_timings(poisoned):
+    record = poisoned.attack
+    assert len(record["targets"]) == 2
+    for key in ("alignment_loss", "crafting_seconds", "alignment_loss_history", "alignment_loss_per_restart"):
+        assert len(record[key]) == 2
+    for best, per_restart, history in zip(record["alignment_loss"], record["alignment_loss_per_restart"],
+                                          record["alignment_loss_history"]):
+        assert len(per_restart) == 2 and best == min(per_restart)
+        assert len(history) == 6
+        assert 0 <= best <= 2
+    assert record["params"]["eps"] == EPS
+
+
+def test_same_seed_same_poisons(digits, poisoned):
+    again = make_attack("gradient-matching", **TINY).poison(digits, seed=3)
+    np.testing.assert_array_equal(again.x_train, poisoned.x_train)
+    assert again.attack["targets"] == poisoned.attack["targets"]
+    assert again.attack["alignment_loss"] == poisoned.attack["alignment_loss"]
+
+
+def test_alignment_loss_falls(digits, surrogate):
+    poison_idx = np.flatnonzero(digits.y_train == 3)[:20]
+    target = int(np.flatnonzero(digits.y_test == 5)[0])
+    brew = brew_poisons([surrogate], digits.x_train[poison_idx], digits.y_train[poison_idx],
+                        digits.x_test[target:target + 1], 3, eps=EPS, steps=40, restarts=1, max_shift=0,
+                        generator=torch.Generator().manual_seed(0))
+    history = brew.best_history
+    assert np.mean(history[-5:]) < np.mean(history[:5]) - 0.02
+    assert brew.best_loss < history[0]
+
+
+def test_fractional_eps_bound_after_rounding(digits, surrogate):
+    eps = 5.3 / 255
+    idx = np.flatnonzero(digits.y_train == 1)[:8]
+    brew = brew_poisons([surrogate], digits.x_train[idx], digits.y_train[idx], digits.x_test[:1], 1, eps=eps,
+                        steps=5, max_shift=1, generator=torch.Generator().manual_seed(1))
+    delta = brew.poisons.astype(np.int64) - digits.x_train[idx].astype(np.int64)
+    assert np.abs(delta).max() / 255 <= eps + 0.5 / 255
+
+
+def test_ensemble_and_given_model(digits, surrogate):
+    attack = GradientMatching(budget=0.05, targets=1, restarts=1, steps=2, ensemble=2, surrogate_epochs=1)
+    out = attack.poison(digits, seed=0, model=surrogate)
+    assert out.attack["surrogate_seeds"][0] == "given" and isinstance(out.attack["surrogate_seeds"][1], int)
+    assert out.n_poison == round(0.05 * len(digits.y_train))
+
+
+def test_random_translate_is_a_shift_and_differentiable():
+    x = torch.rand(4, 1, 8, 8, requires_grad=True)
+    assert torch.equal(random_translate(x, max_shift=0), x)
+    shifted = random_translate(x, max_shift=2, generator=torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape
+    # every output pixel is an input pixel or zero padding
+    values = set(x.detach().flatten().tolist()) | {0.0}
+    assert set(shifted.detach().flatten().tolist()) <= values
+    shifted.sum().backward()
+    assert x.grad is not None and x.grad.max() == 1
+
+
+@pytest.mark.parametrize("params", [dict(budget=0), dict(eps=0), dict(targets=0), dict(steps=0),
+                                    dict(budget=0.001, targets=5)])
+def test_bad_parameters_raise(digits, params):
+    with pytest.raises(PoisonlabError):
+        make_attack("gradient-matching", **params).poison(digits, seed=0)
+
+
+def _gm_parser() -> argparse.ArgumentParser:
+    from poisonlab.cli.attack_gm import register_attack_subcommand
+
+    parser = argparse.ArgumentParser()
+    register_attack_subcommand(parser.add_subparsers())
+    return parser
+
+
+def test_cli_subcommand_writes_poisoned_npz(tmp_path, surrogate):
+    weights = tmp_path / "model.safetensors"
+    save_weights(surrogate, weights)
+    out = tmp_path / "p.npz"
+    args = _gm_parser().parse_args(["gradient-matching", "--dataset", "digits", "--subset", "200", "60",
+                                    "--budget", "0.05", "--eps", "8", "--targets", "2", "--restarts", "1",
+                                    "--steps", "2", "--surrogate", str(weights), "--out", str(out)])
+    assert args.func(args) == 0
+    loaded = load_poisoned(out)
+    assert loaded.n_poison == 10 and loaded.attack["params"]["eps"] == pytest.approx(8 / 255)
+    assert len(loaded.attack["targets"]) == 2 and loaded.attack["surrogate_seeds"] == ["given"]
+
+
+def test_cli_missing_surrogate_is_a_user_error(tmp_path):
+    args = _gm_parser().parse_args(["gradient-matching", "--dataset", "digits", "--surrogate",
+                                    str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "p.npz")])
+    with pytest.raises(PoisonlabError, match="no such file"):
+        args.func(args)
+
+
+def test_public_cli_attack_then_validate(tmp_path, capsys):
+    from poisonlab.cli import main
+
+    out, report = tmp_path / "p.npz", tmp_path / "v.json"
+    assert main(["attack", "gradient-matching", "--dataset", "digits", "--subset", "200", "60", "--budget", "0.05",
+                 "--eps", "16", "--targets", "1", "--restarts", "1", "--steps", "2", "--surrogate-epochs", "1",
+                 "--seed", "0", "--out", str(out)]) == 0
+    assert main(["validate", "--poisoned", str(out), "--runs", "1", "--epochs", "1", "--out", str(report),
+                 "--quiet"]) == 0
+    assert "gradient-matching: poisoned 10 of 200" in capsys.readouterr().out
+    assert load_poisoned(out).attack["name"] == "gradient-matching" and report.is_file()
