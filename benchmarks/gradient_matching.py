@@ -8,6 +8,8 @@ measured in the same run.
 
     python benchmarks/gradient_matching.py --quick                     # digits, tiny: about a minute
     python benchmarks/gradient_matching.py                             # MNIST, 1%, eps 16/255, 5 targets
+                                                                       # (8 restarts x 250 steps, 3 runs per
+                                                                       # defense: hours on a 2-core CPU)
     python benchmarks/gradient_matching.py --poisoned P.npz --runs 3   # reuse brewed poisons
 """
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
                                                       if k in FULL and v is not None}}
     config = TrainConfig(epochs=settings["epochs"], seed=args.seed,
                          batch_size=32 if args.quick else TrainConfig.batch_size)
-    report: dict = {"settings": {**settings, "seed": args.seed, "features": args.features, "quick": args.quick}}
+    report: dict = {"settings": {**settings, "seed": args.seed, "features": args.features, "quick": args.quick,
+                                 "ensemble": args.ensemble, "augment": not args.no_augment}}
 
     # 1. brew (or reuse) the poisons
     if args.poisoned:
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             ds = ds.subset(*settings["subset"], seed=args.seed)
         attack = make_attack("gradient-matching", budget=settings["budget"], eps=settings["eps"] / 255,
                              targets=settings["targets"], restarts=settings["restarts"], steps=settings["steps"],
-                             ensemble=args.ensemble, surrogate_epochs=settings["epochs"])
+                             ensemble=args.ensemble, surrogate_epochs=settings["epochs"],
+                             augment=not args.no_augment)
         start = time.perf_counter()
         poisoned = attack.poison(ds, seed=args.seed)
         report["attack_seconds_total"] = round(time.perf_counter() - start, 3)
@@ -152,6 +156,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                        help=f"override (full {FULL[key]}, quick {QUICK[key]})")
     p.add_argument("--eps", type=float, help="L-inf bound in pixel units /255 (default 16)")
     p.add_argument("--ensemble", type=int, default=1, help="surrogate models (default 1)")
+    p.add_argument("--no-augment", action="store_true", help="craft without random translations")
     p.add_argument("--features", choices=("activations", "pixels", "pca"), default="activations",
                    help="feature space of every defense (default activations of a model trained on the poisoned set)")
     p.add_argument("--defenses", nargs="+", default=list(DEFENSES), help=f"default: {' '.join(DEFENSES)}")

@@ -47,7 +47,7 @@ def test_other_sizes_and_channels(size, channels):
 
 
 def test_too_small_images_and_unknown_model():
-    with pytest.raises(PoisonlabError, match="at least 12x12"):
-        PaperCNN(image_size=8)
+    with pytest.raises(PoisonlabError, match="at least 16x16"):
+        PaperCNN(image_size=15)
     with pytest.raises(PoisonlabError, match="unknown model"):
         build_model("resnet-9000")

@@ -67,5 +67,5 @@ def exact_count(rate: float, n_eligible: int) -> int:
 
 
 def check_rate(rate: float, what: str = "rate") -> None:
-    if not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+    if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and 0 < rate <= 1):
         raise PoisonlabError(f"{what} must be in (0, 1], got {rate!r}")

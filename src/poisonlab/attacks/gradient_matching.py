@@ -67,7 +67,9 @@ class GradientMatching(Attack):
     surrogate_epochs : int
         Epochs for each surrogate this attack trains itself (when no ``model`` is passed).
     augment : bool
-        Random translations of the poisons during crafting (differentiable).
+        Random translations of the poisons during crafting (differentiable). The reference augments
+        because its victims train with augmentation; :func:`poisonlab.training.train` does not, and
+        without it crafting reaches a lower (unaugmented) alignment loss.
     max_shift : int
         Largest translation in pixels, each direction.
     """

@@ -23,7 +23,7 @@ class PaperCNN(nn.Module):
     in_channels : int
         3 in the paper.
     image_size : int
-        28 for MNIST; at least 12 (the third conv needs a 3x3 map after two pools).
+        28 for MNIST; at least 16 (the third, unpadded conv needs a 4x4 map after two pools to leave one to pool).
     num_classes : int
     mean, std : float
         Input normalisation.
@@ -34,7 +34,7 @@ class PaperCNN(nn.Module):
         super().__init__()
         side = ((image_size // 2) // 2 - 2) // 2
         if side < 1:
-            raise PoisonlabError(f"PaperCNN needs images of at least 12x12, got {image_size}x{image_size}")
+            raise PoisonlabError(f"PaperCNN needs images of at least 16x16, got {image_size}x{image_size}")
         self.in_channels = in_channels
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
