@@ -24,7 +24,7 @@ import warnings
 from poisonlab._io import write_json
 from poisonlab.attacks import make_attack
 from poisonlab.data import load_dataset
-from poisonlab.defenses import DETECTORS, _load_all
+from poisonlab.defenses import DETECTORS
 from poisonlab.defenses.evaluate import run_defense
 from poisonlab.defenses.features import FEATURE_KINDS
 from poisonlab.errors import PoisonlabError
@@ -35,7 +35,6 @@ REFERENCE_DEFENSE = "kmeans"
 
 
 def main() -> None:
-    _load_all()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="6,000/1,000-image MNIST slice, 1-epoch models")
     ap.add_argument("--dataset", default="mnist")

@@ -11,13 +11,12 @@ from sklearn.cluster import Birch, MiniBatchKMeans
 from sklearn.decomposition import PCA
 
 from poisonlab.data import PoisonedDataset, load_dataset
-from poisonlab.defenses import DETECTORS, _load_all, detection_metrics, make_detector
+from poisonlab.defenses import DETECTORS, detection_metrics, make_detector
 from poisonlab.defenses.cluster import ClusterDetector, cluster_disagreement, join_noise_to_nearest
 from poisonlab.defenses.evaluate import run_defense
 from poisonlab.defenses.knn import same_label_share
 from poisonlab.errors import PoisonlabError
 
-_load_all()
 ALL_DETECTORS = sorted(DETECTORS)
 # The filtering defenses of issue 4 must find flipped labels on separable blobs almost perfectly;
 # detectors built for other threats (backdoors) only need to beat chance clearly.

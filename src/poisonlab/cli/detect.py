@@ -51,10 +51,9 @@ def _run(args: argparse.Namespace) -> int:
         raise PoisonlabError(f"detect needs {', '.join(missing)} (or --list)")
     if args.out.exists() and args.out.is_dir():
         raise PoisonlabError(f"{args.out}: is a folder; --out takes a JSON file path")
-    from poisonlab.defenses import DETECTORS, _load_all  # noqa: PLC0415
+    from poisonlab.defenses import DETECTORS  # noqa: PLC0415
     from poisonlab.defenses.evaluate import run_defense  # noqa: PLC0415
 
-    _load_all()
     if args.defense not in DETECTORS:
         raise PoisonlabError(f"unknown defense {args.defense!r}; choose one of {', '.join(sorted(DETECTORS))}")
     params = _parse_params(args.param)
@@ -89,9 +88,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_defenses() -> None:
-    from poisonlab.defenses import DETECTORS, _load_all  # noqa: PLC0415
+    from poisonlab.defenses import DETECTORS  # noqa: PLC0415
 
-    _load_all()
     width = max(len(name) for name in DETECTORS)
     for name in sorted(DETECTORS):
         doc = (DETECTORS[name].__doc__ or "").strip().splitlines()
