@@ -42,6 +42,7 @@ from poisonlab.attacks.base import Attack, PoisonPlan, check_rate, exact_count
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.models.paper_cnn import MNIST_STD
+from poisonlab.training import pixel_stats
 
 EPS_UNITS = ("normalized", "pixel")
 
@@ -104,7 +105,7 @@ class FGSM(Attack):
         chosen = np.sort(rng.choice(len(dataset.y_train), size=exact_count(self.rate, len(dataset.y_train)),
                                     replace=False))
         # a given model's own normalisation, else the data's exact std (the paper's 0.3081 on MNIST)
-        pixel_std = _model_std(model) if model is not None else exact_pixel_std(dataset.x_train)
+        pixel_std = _model_std(model) if model is not None else pixel_stats(dataset.x_train)[1]
         eps_pixel = self.eps * pixel_std if self.eps_units == "normalized" else float(self.eps)
         if eps_pixel < 0.5 / 255:
             raise PoisonlabError(f"eps {self.eps} ({self.eps_units}) is {eps_pixel:.5f} in pixel units, below half "
@@ -203,22 +204,6 @@ def _check_model(model: Any, dataset: Dataset) -> None:
                              f"expected (batch, {dataset.num_classes})")
 
 
-def exact_pixel_std(x: np.ndarray, *, chunk: int = 4096) -> float:
-    """Standard deviation of all pixels of uint8 images ``x`` (N, C, H, W) in [0, 1] units, rounded to 4 places.
-
-    Exact (integer sums over every pixel): a strided sample can alias with the order of a dataset.
-    """
-    flat = x.reshape(len(x), -1)
-    total = squares = 0
-    for start in range(0, len(flat), chunk):
-        block = flat[start:start + chunk].astype(np.int64)
-        total += int(block.sum())
-        squares += int((block * block).sum())
-    n = max(flat.size, 1)
-    variance = max(squares / n - (total / n) ** 2, 0.0)
-    return round(math.sqrt(variance) / 255.0, 4)
-
-
 def _to_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Grayscale batches are repeated to the model's channels, as in training (gradients sum back)."""
     return x.expand(-1, in_channels, -1, -1) if x.shape[1] != in_channels else x
@@ -230,4 +215,4 @@ def _model_std(model: nn.Module) -> float:
     return float(std) if isinstance(std, torch.Tensor) and std.numel() == 1 else MNIST_STD
 
 
-__all__ = ["EPS_UNITS", "FGSM", "exact_pixel_std", "fgsm_images"]
+__all__ = ["EPS_UNITS", "FGSM", "fgsm_images"]
