@@ -14,7 +14,6 @@ from poisonlab.data import PoisonedDataset, load_dataset
 from poisonlab.defenses import DETECTORS, detection_metrics, make_detector
 from poisonlab.defenses.cluster import ClusterDetector, cluster_disagreement, join_noise_to_nearest
 from poisonlab.defenses.evaluate import run_defense
-from poisonlab.defenses.knn import same_label_share
 from poisonlab.errors import PoisonlabError
 
 ALL_DETECTORS = sorted(DETECTORS)
@@ -164,10 +163,12 @@ def test_cluster_disagreement_and_noise():
         join_noise_to_nearest(Z, -np.ones(6, dtype=int))
 
 
-def test_same_label_share_skips_self_even_with_duplicates():
-    neighbours = np.array([[1, 0, 2], [0, 1, 2], [2, 0, 1]])
-    y = np.array([0, 0, 1])
-    assert np.allclose(same_label_share(neighbours, y), [0.5, 0.5, 0.0])
+def test_knn_skips_self_even_with_duplicates():
+    # rows 0 and 1 coincide; each must count the other, never itself, among its 2 neighbours
+    X = np.array([[0.0], [0.0], [10.0], [0.1]])
+    y = np.array([0, 0, 1, 1])
+    scores = make_detector("knn", n_neighbors=2, n_components=None).fit(X, y).scores_
+    assert np.allclose(scores, [0.5, 0.5, 0.5, 1.0])
 
 
 def test_scores_rank_poisons_first_on_a_hard_case():
