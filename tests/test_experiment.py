@@ -18,7 +18,7 @@ SCENARIOS = ("clean", "attacked", "pca", "kmeans")
 def tiny_config(**changes) -> ExperimentConfig:
     """Digits, 300 training images, one epoch: the whole pipeline in a few seconds."""
     base = dict(dataset="digits", n_train=300, n_test=120, clean_epochs=1, attacked_epochs=1, retrain_epochs=1,
-                batch_size=64, defenses=["pca", "kmeans"], projection_samples=200,
+                batch_size=64, defenses=["pca", "kmeans"], projection_samples=200, workers=0,
                 attacks=[{"name": "label-flip", "params": {"rate": 0.5, "source_class": 2, "target_class": 8}}])
     base.update(changes)
     return config_from_dict(base)
@@ -178,6 +178,27 @@ def test_interrupted_run_resumes_with_identical_numbers(tiny_run, tmp_path, monk
     cached = {(t["stage"], t["defense"]): t["cached"] for t in resumed["timing"]["stages"]}
     assert cached[("clean", None)] and cached[("attacked", None)] and cached[("detect", "pca")]
     assert cached[("retrain", "pca")] and not cached[("detect", "kmeans")]
+
+
+def test_worker_processes_give_the_same_numbers_every_time(tmp_path):
+    """Two trainings side by side in spawned workers: the schedule changes nothing in the numbers."""
+    config = tiny_config(workers=2, attacks=[
+        {"name": "label-flip", "params": {"rate": 0.5, "source_class": 2, "target_class": 8}},
+        {"name": "fgsm", "params": {"rate": 0.2, "eps": 0.5}}])
+    first = run_experiment(config, tmp_path / "a", progress=False)
+    second = run_experiment(config, tmp_path / "b", progress=False)
+    assert numbers_only(first) == numbers_only(second)
+    assert set(first["attacks"]) == {"label-flip", "fgsm"}
+    stages = [(t["stage"], t["attack"], t["defense"]) for t in first["timing"]["stages"]]
+    assert stages.count(("retrain", "fgsm", "kmeans")) == 1 and ("clean", None, None) in stages
+    # the retrainings got the attacked model's number of steps ("steps" budget), not fewer
+    attacked = first["attacks"]["label-flip"]["scenarios"]["attacked"]["n_train"]
+    steps = -(-attacked // 64)
+    for name in ("pca", "kmeans"):
+        folder = next((tmp_path / "a" / "stages").glob("train-*"))
+        assert folder.is_dir()
+    records = [json.loads(p.read_text()) for p in (tmp_path / "a" / "stages").glob("train-*/stage.json")]
+    assert all(r["steps"] == steps for r in records)
 
 
 def test_run_folder_with_another_config_needs_force(tiny_run, tmp_path):

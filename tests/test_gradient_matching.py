@@ -15,7 +15,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, save_weights, train
 
 EPS = 16 / 255
-TINY = dict(budget=0.1, eps=EPS, targets=2, restarts=2, steps=6, surrogate_epochs=4)
+TINY = dict(budget=0.05, eps=EPS, targets=2, restarts=2, steps=6, surrogate_epochs=4)
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +48,12 @@ def test_labels_unchanged_and_poisons_are_adversarial_class(digits, poisoned):
     record = poisoned.attack
     np.testing.assert_array_equal(poisoned.y_train, digits.y_train)
     np.testing.assert_array_equal(poisoned.original_labels, digits.y_train)
-    assert poisoned.n_poison == round(0.1 * len(digits.y_train))
+    per_target = round(0.05 * len(digits.y_train))
+    assert poisoned.n_poison == 2 * per_target  # the budget is per target, in disjoint sets
     all_indices = np.concatenate([np.asarray(i) for i in record["poison_indices"]])
     assert len(set(all_indices.tolist())) == len(all_indices) == poisoned.n_poison
     np.testing.assert_array_equal(np.sort(all_indices), np.flatnonzero(poisoned.is_poison))
-    sizes = [len(i) for i in record["poison_indices"]]
-    assert max(sizes) - min(sizes) <= 1  # budget split evenly
+    assert [len(i) for i in record["poison_indices"]] == [per_target, per_target]
     for indices, y_adv, target, y_true in zip(record["poison_indices"], record["adversarial_classes"],
                                               record["targets"], record["target_true_labels"]):
         assert (digits.y_train[indices] == y_adv).all()
@@ -120,7 +120,7 @@ def test_random_translate_is_a_shift_and_differentiable():
 
 
 @pytest.mark.parametrize("params", [dict(budget=0), dict(eps=0), dict(targets=0), dict(steps=0),
-                                    dict(budget=0.001, targets=5)])
+                                    dict(budget=0.001, targets=5), dict(budget=0.2, targets=3)])
 def test_bad_parameters_raise(digits, params):
     with pytest.raises(PoisonlabError):
         make_attack("gradient-matching", **params).poison(digits, seed=0)
@@ -143,7 +143,7 @@ def test_cli_subcommand_writes_poisoned_npz(tmp_path, surrogate):
                                     "--steps", "2", "--surrogate", str(weights), "--out", str(out)])
     assert args.func(args) == 0
     loaded = load_poisoned(out)
-    assert loaded.n_poison == 10 and loaded.attack["params"]["eps"] == pytest.approx(8 / 255)
+    assert loaded.n_poison == 2 * 10 and loaded.attack["params"]["eps"] == pytest.approx(8 / 255)
     assert len(loaded.attack["targets"]) == 2 and loaded.attack["surrogate_seeds"] == ["given"]
 
 

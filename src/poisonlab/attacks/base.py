@@ -30,6 +30,8 @@ class Attack(ABC):
     """
 
     name: str = ""
+    # whether ``poison`` uses a trained surrogate ``model`` (the runner then trains the clean model first)
+    uses_model: bool = False
 
     def poison(self, dataset: Dataset, *, seed: int = 0, model: Any = None) -> PoisonedDataset:
         """Attack ``dataset``'s training split. ``model``: a trained surrogate for attacks that need

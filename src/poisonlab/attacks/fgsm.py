@@ -85,6 +85,7 @@ class FGSM(Attack):
     batch_size: int = 500
 
     name: ClassVar[str] = "fgsm"
+    uses_model: ClassVar[bool] = True
 
     def validate(self, dataset: Dataset) -> None:
         check_rate(self.rate)

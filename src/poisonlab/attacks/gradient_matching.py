@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,7 +51,8 @@ class GradientMatching(Attack):
     Parameters
     ----------
     budget : float
-        Share of the training set that becomes poisons (all targets together, split evenly).
+        Share of the training set that becomes poisons for *each* target (the reference's budget for a
+        single brew); ``targets`` targets poison ``targets * budget`` of the set in all, in disjoint sets.
     eps : float
         L-infinity bound of the perturbation in [0, 1] pixel units (16/255 by default).
     targets : int
@@ -85,7 +86,8 @@ class GradientMatching(Attack):
     augment: bool = True
     max_shift: int = 2
 
-    name = "gradient-matching"
+    name: ClassVar[str] = "gradient-matching"
+    uses_model: ClassVar[bool] = True
 
     def validate(self, dataset: Dataset) -> None:
         check_rate(self.budget, "budget")
@@ -98,9 +100,9 @@ class GradientMatching(Attack):
             raise PoisonlabError(f"tau must be > 0, got {self.tau!r}")
         if self.max_shift < 0:
             raise PoisonlabError(f"max_shift must be >= 0, got {self.max_shift!r}")
-        n_poison = int(round(self.budget * len(dataset.y_train)))
-        if n_poison < self.targets:
-            raise PoisonlabError(f"budget {self.budget} gives {n_poison} poisons for {self.targets} targets; "
+        per_target = int(round(self.budget * len(dataset.y_train)))
+        if per_target < 1:
+            raise PoisonlabError(f"budget {self.budget} gives no poison on {len(dataset.y_train)} training images; "
                                  "each target needs at least one")
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
@@ -172,10 +174,8 @@ class GradientMatching(Attack):
         return targets, true_labels, (true_labels + shifts) % dataset.num_classes
 
     def _pick_poisons(self, dataset: Dataset, rng: np.random.Generator, adv_classes: np.ndarray) -> list[np.ndarray]:
-        """Disjoint random training images of each target's adversarial class, the budget split evenly."""
-        n_poison = int(round(self.budget * len(dataset.y_train)))
-        per_target = np.full(self.targets, n_poison // self.targets)
-        per_target[: n_poison % self.targets] += 1
+        """Disjoint random training images of each target's adversarial class, ``budget`` of the set each."""
+        per_target = np.full(self.targets, int(round(self.budget * len(dataset.y_train))))
         pools = {int(c): list(rng.permutation(np.flatnonzero(dataset.y_train == c))) for c in np.unique(adv_classes)}
         sets = []
         for y_adv, count in zip(adv_classes, per_target):

@@ -27,7 +27,7 @@ def register_attack_subcommand(attack_subparsers: argparse._SubParsersAction) ->
     p = attack_subparsers.add_parser("gradient-matching", help=HELP, description=HELP)
     add_dataset_options(p)
     p.add_argument("--budget", type=fraction, default=0.01, metavar="B",
-                   help="share of the training set to poison, split evenly over the targets (default 0.01)")
+                   help="share of the training set to poison for each target, in disjoint sets (default 0.01)")
     p.add_argument("--eps", type=positive_float, default=16.0, metavar="E",
                    help="L-infinity bound in pixel units out of 255 (default 16, i.e. 16/255)")
     p.add_argument("--targets", type=positive_int, default=1, metavar="T",

@@ -40,12 +40,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
                    help="a class-stratified slice of the dataset")
     p.add_argument("--defenses", metavar="A,B,...", help="comma-separated defense names")
-    g = p.add_argument_group("epochs per stage (reproduce: 3 each; --quick: 1 each)")
+    g = p.add_argument_group("epochs per stage (reproduce and --quick: 1 each)")
     g.add_argument("--clean-epochs", type=positive_int, metavar="N", help="the model trained on clean data")
     g.add_argument("--attacked-epochs", type=positive_int, metavar="N", help="the model trained on poisoned data")
     g.add_argument("--retrain-epochs", type=positive_int, metavar="N", help="each defense's retraining")
     g.add_argument("--epochs", type=positive_int, metavar="N", help="all three at once")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="training processes side by side (0: all in this process; default: one per core, up to 4)")
     r = p.add_mutually_exclusive_group()
     r.add_argument("--resume", action="store_true", help="reuse the finished stages in OUT (continue a run)")
     r.add_argument("--force", action="store_true", help="start over in an OUT that holds another experiment")
@@ -72,6 +74,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("clean_epochs", "attacked_epochs", "retrain_epochs", "precision"):
         if getattr(args, key):
             changes[key] = getattr(args, key)
+    if args.workers is not None:
+        changes["workers"] = args.workers
     return changes
 
 

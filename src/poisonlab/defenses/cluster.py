@@ -10,16 +10,17 @@ with defaults chosen for speed and accuracy (see each class).
 
 Score of sample ``i`` with label ``y_i`` in cluster ``c_i`` (higher = more suspicious)::
 
-    disagreement_i = 1 - (members of c_i labelled y_i) / (members of c_i with c_i's most common label)
+    share(c, y)    = fraction of the samples labelled y that lie in cluster c
+    disagreement_i = 1 - share(c_i, y_i) / max over labels y' of share(c_i, y')
     remoteness_i   = share of class y_i's samples that lie closer than i to the centre of class y_i
     score_i        = (1 - distance_weight) * disagreement_i + distance_weight * remoteness_i
 
 Both terms lie in [0, 1]. A clean sample sits in a cluster of its own class (disagreement near 0); a
 sample whose label was flipped sits in a cluster of its true class (disagreement near 1) and far from
 the other samples of its claimed class. The class centre is the mean of the class's samples that agree
-with their cluster's majority, so the poisons do not pull it. ``contamination="auto"`` flags
+with their cluster's top label, so the poisons do not pull it. ``contamination="auto"`` flags
 ``score > 0.5``: with the default weight that needs a label less than two thirds as common in the
-cluster as its majority label (less than one third for a sample at its class's centre), whatever the
+cluster as the top label's share (less than one third for a sample at its class's centre), whatever the
 poison rate. Noise points (cluster ``-1``, e.g. from DBSCAN) join the nearest cluster centre.
 """
 
@@ -134,19 +135,24 @@ def nearest_centre(Z: np.ndarray, centres: np.ndarray, *, batch: int = 8192) -> 
 
 
 def cluster_disagreement(assigned: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """For every sample (N,): 1 - (members of its cluster with its label) / (members with the cluster's
-    most common label). 0 for the majority label; near 1 for a label that is rare in the cluster.
+    """For every sample (N,): ``1 - share(c, y) / max_y' share(c, y')``, where ``share(c, y)`` is the
+    fraction of all samples labelled ``y`` that lie in cluster ``c``. 0 for the cluster's own label;
+    near 1 for a label that has only a small part of its samples here.
 
-    Relative to the majority rather than to the cluster size, so a cluster that mixes classes evenly (no
-    evidence either way, e.g. one DBSCAN cluster spanning everything) accuses nobody.
+    Shares rather than raw counts: a targeted flip (48% of the 2s relabelled 8) leaves a cluster of 2s
+    with nearly as many 8 labels as 2 labels, but it holds almost all of label 2 and only a third of the
+    inflated label 8, so the 8s there are flagged (a count majority would leave it to chance which label
+    wins). For balanced labels (uniform flips, clean data) shares and counts agree. Relative to the
+    cluster's top label rather than to its size, so a cluster that mixes classes evenly (no evidence
+    either way, e.g. one DBSCAN cluster spanning everything) accuses nobody.
     """
     _, cluster_idx = np.unique(assigned, return_inverse=True)
     _, label_idx = np.unique(y, return_inverse=True)
     n_clusters, n_labels = int(cluster_idx.max()) + 1, int(label_idx.max()) + 1
-    counts = np.zeros((n_clusters, n_labels), dtype=np.int64)
+    counts = np.zeros((n_clusters, n_labels), dtype=np.float64)
     np.add.at(counts, (cluster_idx, label_idx), 1)
-    majority = counts.max(axis=1)
-    return 1.0 - counts[cluster_idx, label_idx] / majority[cluster_idx]
+    share = counts / counts.sum(axis=0, keepdims=True)
+    return 1.0 - share[cluster_idx, label_idx] / share.max(axis=1)[cluster_idx]
 
 
 def class_remoteness(Z: np.ndarray, y: np.ndarray, *, agrees: np.ndarray) -> np.ndarray:
@@ -382,8 +388,11 @@ class DBSCANDetector(ClusterDetector):
         Seeds the PCA.
     """
 
-    def __init__(self, *, n_components: int | None = 16, eps: float | None = None, eps_quantile: float = 0.5,
-                 min_samples: int = 10, distance_weight: float = 0.25, contamination: float | str = "auto",
+    # 8 components and min_samples 5, measured on the activations of 1-epoch models on all of MNIST
+    # (seed 0): label-flip preset F1 0.862 in 3.2 s, against 0.856 in 8.6 s with 16 and 10; on FGSM
+    # poisons DBSCAN is fragile either way (0.53 here, 0.87 with 16 and 10 but 0.02 with 16 and 5).
+    def __init__(self, *, n_components: int | None = 8, eps: float | None = None, eps_quantile: float = 0.5,
+                 min_samples: int = 5, distance_weight: float = 0.25, contamination: float | str = "auto",
                  random_state: int = 0) -> None:
         self.n_components = n_components
         self.eps = eps

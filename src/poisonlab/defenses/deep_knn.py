@@ -13,7 +13,7 @@ from poisonlab.defenses import register
 from poisonlab.defenses.base import Detector
 from poisonlab.errors import PoisonlabError
 
-VOTES = ("plurality", "majority")
+VOTES = ("plurality", "majority", "share")
 
 
 @register("deep-knn")
@@ -29,6 +29,11 @@ class DeepKNN(Detector):
     ``(count of the most frequent other label - count of own label) / k`` in [-1, 1];
     ``contamination="auto"`` flags ``scores_ > 0``, i.e. exactly the samples whose own label is
     outnumbered by some other label (a tie keeps the sample).
+    ``vote="share"``: each label's votes are divided by that label's size in the whole set, and
+    ``scores_`` is ``1 - share(own) / max share`` in [0, 1]; ``"auto"`` flags ``scores_ > 0.5``. Robust
+    to a heavy targeted flip (48% of the 2s relabelled 8: a flipped 2 sits among neighbours about half
+    labelled 2, half 8, but label 8 is three times the size of label 2, so 2 wins the shares).
+
     ``vote="majority"``: ``scores_`` is ``disagreement_`` in [0, 1]; ``"auto"`` flags
     ``scores_ > 0.5`` (more than half the neighbours disagree). It flags a superset of the plurality
     rule: an outnumbered own label always holds under half the votes, but under half the votes
@@ -72,22 +77,38 @@ class DeepKNN(Detector):
         if self.n_components is not None:
             n_components = min(int(self.n_components), X.shape[1], len(X))
             X = PCA(n_components=n_components, random_state=self.random_state).fit_transform(X)
-        # X=None asks sklearn for the neighbours of the fitted points without each point itself
-        neighbours = NearestNeighbors(n_neighbors=k, n_jobs=self.n_jobs).fit(X).kneighbors(
-            return_distance=False)
         classes, y_index = np.unique(y, return_inverse=True)
-        neighbour_labels = y_index[neighbours]                     # (N, k)
+        votes = neighbour_votes(X, y_index, k, n_jobs=self.n_jobs)
         rows = np.arange(len(X))
-        flat = (rows[:, None] * len(classes) + neighbour_labels).ravel()
-        votes = np.bincount(flat, minlength=len(X) * len(classes)).reshape(len(X), len(classes))  # (N, K)
         own = votes[rows, y_index]
         self.disagreement_ = 1.0 - own / k
         self.neighbour_labels_ = classes[votes.argmax(axis=1)]
         if self.vote == "majority":
             return self.disagreement_
+        if self.vote == "share":
+            return share_disagreement(votes, y_index)
         others = votes.copy()
         others[rows, y_index] = -1
         return (others.max(axis=1) - own) / k
 
     def _auto_threshold(self, scores: np.ndarray, y: np.ndarray) -> float:
         return 0.0 if self.vote == "plurality" else 0.5
+
+
+def neighbour_votes(X: np.ndarray, y_index: np.ndarray, k: int, *, n_jobs: int | None = None) -> np.ndarray:
+    """(N, K) counts of each label index among every sample's ``k`` nearest neighbours (itself excluded)."""
+    # X=None asks sklearn for the neighbours of the fitted points without each point itself
+    neighbours = NearestNeighbors(n_neighbors=k, n_jobs=n_jobs).fit(X).kneighbors(return_distance=False)
+    n_labels = int(y_index.max()) + 1
+    flat = (np.arange(len(X))[:, None] * n_labels + y_index[neighbours]).ravel()
+    return np.bincount(flat, minlength=len(X) * n_labels).reshape(len(X), n_labels)
+
+
+def share_disagreement(votes: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    """``1 - share(own label) / max share`` per sample, where a label's share is its votes over its size
+    in the whole set (see ``vote="share"``)."""
+    sizes = np.bincount(y_index, minlength=votes.shape[1]).astype(np.float64)
+    share = votes / np.maximum(sizes, 1.0)[None, :]
+    top = share.max(axis=1)
+    own = share[np.arange(len(votes)), y_index]
+    return np.where(top > 0, 1.0 - own / np.where(top > 0, top, 1.0), 0.0)

@@ -18,7 +18,7 @@ FEATURE_KINDS: tuple[str, ...] = ("pixels", "pca", "activations")
 
 def compute_features(kind: str, x_train_u8: np.ndarray, y_train: np.ndarray, *, num_classes: int | None = None,
                      model: Any = None, seed: int = 0, train_config: Any = None, n_components: int = 50,
-                     progress: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+                     progress: bool = False, precision: str = "fp32") -> tuple[np.ndarray, dict[str, Any]]:
     """Features (N, D) float32 of the training images, and a JSON-able record of how they were made.
 
     Parameters
@@ -44,6 +44,8 @@ def compute_features(kind: str, x_train_u8: np.ndarray, y_train: np.ndarray, *, 
         Components for ``"pca"``.
     progress : bool
         Show training progress bars.
+    precision : str
+        ``"fp32"`` or ``"bf16"``: the arithmetic of the forward pass for ``"activations"``.
 
     Returns
     -------
@@ -69,7 +71,7 @@ def compute_features(kind: str, x_train_u8: np.ndarray, y_train: np.ndarray, *, 
         X, info = pca_features(x_train_u8, n_components=n_components, seed=seed)
     elif kind == "activations":
         X, info = activation_features(x_train_u8, y_train, num_classes=num_classes, model=model, seed=seed,
-                                      train_config=train_config, progress=progress)
+                                      train_config=train_config, progress=progress, precision=precision)
     else:
         raise PoisonlabError(f"unknown features {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
     info = {"features": kind, "dim": int(X.shape[1]), "seconds": round(time.perf_counter() - start, 4), **info}
@@ -96,8 +98,8 @@ def pca_features(x_u8: np.ndarray, *, n_components: int = 50, seed: int = 0) -> 
 
 
 def activation_features(x_u8: np.ndarray, y: np.ndarray, *, num_classes: int | None = None, model: Any = None,
-                        seed: int = 0, train_config: Any = None,
-                        progress: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+                        seed: int = 0, train_config: Any = None, progress: bool = False,
+                        precision: str = "fp32") -> tuple[np.ndarray, dict[str, Any]]:
     """Penultimate activations (N, D) of ``model``, training one on ``(x_u8, y)`` when it is ``None``."""
     from poisonlab.training import TrainConfig, describe_model, extract_features, train  # noqa: PLC0415
 
@@ -112,6 +114,7 @@ def activation_features(x_u8: np.ndarray, y: np.ndarray, *, num_classes: int | N
     else:
         # the caller's model: its seed is whatever the caller recorded, if anything
         info.update(trained_here=False, model_seed=getattr(model, "seed", None))
-    X = extract_features(model, x_u8)
+    X = extract_features(model, x_u8, precision=precision)
     info["model"] = describe_model(model)
+    info["precision"] = precision
     return X, info

@@ -52,9 +52,10 @@ class PaperCNN(nn.Module):
         if x.shape[1] == 1 and self.in_channels != 1:
             x = x.expand(-1, self.in_channels, -1, -1)
         x = (x - self.mean) / self.std
-        x = self.pool1(torch.relu(self.conv1(x)))
-        x = self.pool2(torch.relu(self.conv2(x)))
-        x = self.pool3(torch.relu(self.conv3(x)))
+        # relu(pool(.)) is pool(relu(.)) (ReLU is monotone), with a quarter of the ReLU work
+        x = torch.relu(self.pool1(self.conv1(x)))
+        x = torch.relu(self.pool2(self.conv2(x)))
+        x = torch.relu(self.pool3(self.conv3(x)))
         return torch.relu(self.fc1(torch.flatten(x, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

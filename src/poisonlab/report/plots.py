@@ -17,7 +17,7 @@ _PALETTE = ("#1c7ed6", "#f08c00", "#7048e8", "#0c8599", "#d6336c", "#5c940d", "#
 def _png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=100)  # the figures lay themselves out ("constrained")
     return buffer.getvalue()
 
 
@@ -27,7 +27,7 @@ def _color(name: str, index: int) -> str:
 
 def per_class_accuracy(scenarios: dict[str, Any], classes: list[str], *, title: str) -> bytes:
     """Per-class test accuracy (%) by scenario: one line per scenario over the classes."""
-    fig = Figure(figsize=(9, 4.2))
+    fig = Figure(figsize=(9, 4.2), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(classes))
     for i, (name, s) in enumerate(scenarios.items()):
@@ -48,7 +48,7 @@ def confusion_matrices(scenarios: dict[str, Any], classes: list[str], *, title: 
     names = list(scenarios)
     cols = min(4, len(names))
     rows = (len(names) + cols - 1) // cols
-    fig = Figure(figsize=(3.2 * cols, 3.2 * rows + 0.4))
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows + 0.4), layout="constrained")
     fig.suptitle(title)
     norm = Normalize(0, 100)
     image = None
@@ -76,7 +76,7 @@ def feature_space(projection: dict[str, np.ndarray], *, title: str) -> bytes:
     panels = names or ["(no defense)"]
     cols = min(3, len(panels))
     rows = (len(panels) + cols - 1) // cols
-    fig = Figure(figsize=(4.2 * cols, 4.0 * rows + 0.4))
+    fig = Figure(figsize=(4.2 * cols, 4.0 * rows + 0.4), layout="constrained")
     fig.suptitle(title)
     for i, name in enumerate(panels):
         ax = fig.add_subplot(rows, cols, i + 1)
@@ -99,7 +99,7 @@ def runtime_and_f1(scenarios: dict[str, Any], paper: dict[str, Any], *, title: s
     """Left: each defense's seconds (features, detect, retrain stacked) beside the paper's run time.
     Right: detection F1 with the standard deviation over seeds as error bars."""
     defenses = [n for n in scenarios if n not in ("clean", "attacked")]
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
     fig.suptitle(title)
     ax = fig.add_subplot(1, 2, 1)
     x = np.arange(len(defenses))

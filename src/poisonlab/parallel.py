@@ -1,0 +1,144 @@
+"""Training jobs in worker processes: the experiment runner's way to use every core.
+
+A CPU training step of the paper CNN does not scale to two threads (about 1.6x the one-thread speed at
+batch 128 on the reference 2-core machine), while two one-thread trainings side by side use both cores
+fully. :class:`TrainPool` runs whole trainings in ``workers`` spawned processes with ``threads`` threads
+each; ``workers=0`` runs them in this process, one after the other, with all of its threads.
+
+A job's result depends on its data, its :class:`~poisonlab.training.TrainConfig` and its thread count
+(floating-point reductions split differently across threads), never on which worker ran it or when,
+so a run gives the same numbers however its jobs interleave. Jobs and results travel between our own
+processes through multiprocessing pipes; nothing is read from files here.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training and its evaluation on the test split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    config: Any  # TrainConfig
+    label: str  # for progress lines, e.g. "[seed 0] retrain label-flip/pca"
+    features: bool = False  # also return the trained model's penultimate activations of x_train
+
+
+def auto_workers(cpu_count: int | None = None) -> int:
+    """Worker processes for this machine: one per core up to 4, none (in-process) on one core."""
+    cpus = cpu_count or os.cpu_count() or 1
+    return 0 if cpus < 2 else min(cpus, 4)
+
+
+def threads_per_worker(workers: int, cpu_count: int | None = None) -> int:
+    """Threads of each worker: the cores shared out evenly (at least one)."""
+    cpus = cpu_count or os.cpu_count() or 1
+    return max(1, cpus // workers) if workers > 0 else 0
+
+
+def run_job(job: TrainJob, progress: bool = False,
+            bars: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray | None]:
+    """Train and evaluate; return the test metrics (plus ``seconds``, ``epoch_losses``, ``n_train``), the
+    trained weights as NumPy arrays (a state dict) and, with ``job.features``, the activations of the
+    training images (``features_seconds`` in the metrics). ``progress``: a line per epoch on stderr;
+    ``bars``: tqdm bars instead (for a job in the terminal's own process)."""
+    import time  # noqa: PLC0415
+
+    from poisonlab.training import evaluate, extract_features, train  # noqa: PLC0415
+
+    def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
+        if progress and not bars:
+            print(f"poisonlab: {job.label}: epoch {epoch}/{epochs}, loss {loss:.4f} ({seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+
+    result = train(job.x_train, job.y_train, num_classes=job.num_classes, config=job.config, progress=bars,
+                   desc=job.label.split("] ", 1)[-1], on_epoch=on_epoch)
+    record = evaluate(result.model, job.x_test, job.y_test, num_classes=job.num_classes,
+                      precision=job.config.resolved_precision())
+    record.update(seconds=round(result.seconds, 3), n_train=int(len(job.y_train)),
+                  epochs=len(result.epoch_losses), steps=_steps(job),
+                  epoch_losses=[round(v, 5) for v in result.epoch_losses])
+    features = None
+    if job.features:
+        start = time.perf_counter()
+        features = extract_features(result.model, job.x_train, precision=job.config.resolved_precision())
+        record["features_seconds"] = round(time.perf_counter() - start, 3)
+    state = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
+    return record, state, features
+
+
+def _steps(job: TrainJob) -> int:
+    per_epoch = -(-len(job.y_train) // job.config.batch_size)
+    return job.config.steps if job.config.steps is not None else job.config.epochs * per_epoch
+
+
+def _init_worker(threads: int) -> None:
+    import torch  # noqa: PLC0415
+
+    torch.set_num_threads(threads)
+
+
+class TrainPool:
+    """Runs :class:`TrainJob` s; ``submit`` returns a ``Future`` of :func:`run_job`'s result.
+
+    Parameters
+    ----------
+    workers : int
+        Processes (spawned, so nothing of this process's thread pools is inherited); 0 runs each job
+        in this process when it is submitted.
+    threads : int
+        Threads per worker (ignored with ``workers=0``).
+    progress : bool
+        Workers print a line per finished epoch to stderr.
+    """
+
+    def __init__(self, workers: int, threads: int = 1, *, progress: bool = False) -> None:
+        self.workers = workers
+        self.threads = threads
+        self.progress = progress
+        self._executor: ProcessPoolExecutor | None = None
+        if workers > 0:
+            self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_init_worker, initargs=(threads,))
+
+    def job_threads(self) -> int:
+        """The thread count a job runs with (part of what decides its numbers)."""
+        if self._executor is not None:
+            return self.threads
+        import torch  # noqa: PLC0415
+
+        return torch.get_num_threads()
+
+    def submit(self, job: TrainJob) -> Future:
+        if self._executor is not None:
+            return self._executor.submit(run_job, job, self.progress)
+        future: Future = Future()
+        try:
+            future.set_result(run_job(job, self.progress, bars=self.progress))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(exc)
+        return future
+
+    def close(self, *, cancel: bool = False) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
+            self._executor = None
+
+    def __enter__(self) -> "TrainPool":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(cancel=exc_type is not None)
