@@ -91,6 +91,10 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _warm_up() -> None:
+    import poisonlab.training  # noqa: F401, PLC0415  (torch, the model, oneDNN's first kernels)
+
+
 class TrainPool:
     """Runs :class:`TrainJob` s; ``submit`` returns a ``Future`` of :func:`run_job`'s result.
 
@@ -113,6 +117,9 @@ class TrainPool:
         if workers > 0:
             self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_init_worker, initargs=(threads,))
+            # processes start on demand: start them now, so their imports overlap the caller's data loading
+            for _ in range(workers):
+                self._executor.submit(_warm_up)
 
     def job_threads(self) -> int:
         """The thread count a job runs with (part of what decides its numbers)."""
