@@ -313,7 +313,9 @@ class BirchDetector(ClusterDetector):
         Seeds the PCA.
     """
 
-    def __init__(self, *, n_components: int | None = 16, n_clusters: int | None = None, clusters_per_class: int = 3,
+    # 8 components, measured on the activations of 1-epoch models on all of MNIST (seed 0): label-flip
+    # preset F1 0.800 in 1.8 s (16 components: 0.813 in 2.1 s), FGSM 0.259 in 1.6 s (16: 0.182 in 5.2 s)
+    def __init__(self, *, n_components: int | None = 8, n_clusters: int | None = None, clusters_per_class: int = 3,
                  threshold: float | None = None, threshold_scale: float = 0.5, distance_weight: float = 0.25,
                  contamination: float | str = "auto", random_state: int = 0) -> None:
         self.n_components = n_components
