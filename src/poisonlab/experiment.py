@@ -51,7 +51,7 @@ when ``retrain_epochs == attacked_epochs``.
       },
       "scenarios": the primary attack's "scenarios" (the paper's comparison),
       "timing": {"total_seconds", "computed_seconds", "stages": [{"stage", "attack", "defense", "seed",
-                 "seconds", "cached"}]}
+                 "seconds", "cached", "finished_at" (seconds since the run started)}]}
     }
 
 Top-level scenario values are the mean over seeds. A projection ``.npz`` holds ``xy`` (n, 2) float32
@@ -512,6 +512,7 @@ class PendingTrain:
         self.cached = False
         self.future: Any = None
         self._model: Any = None
+        self.finished_wall: float | None = None
         self.features: np.ndarray | None = None  # activations of the training images, when asked for
         self._done: TrainedModel | None = None
 
@@ -522,7 +523,8 @@ class PendingTrain:
         self.future is not None and self.future.result()  # raises the job's error, if any
         self.harvest()
         runner._note(self.stage, self.record["seconds"], self.cached, seed=self.seed, attack=self.attack,
-                     defense=self.defense, detail=f"accuracy {self.record['accuracy'] * 100:.2f}%")
+                     defense=self.defense, detail=f"accuracy {self.record['accuracy'] * 100:.2f}%",
+                     finished=self.finished_wall)
         self._done = TrainedModel(key=self.key, record=self.record, folder=runner.store.folder("train", self.key),
                                   num_classes=self.num_classes, image_shape=self.image_shape,
                                   train_config=self.train_config, _model=self._model, features=self.features)
@@ -535,6 +537,7 @@ class PendingTrain:
         if not self.future.done() or self.future.cancelled() or self.future.exception() is not None:
             return False
         record, state, self.features = self.future.result()
+        self.finished_wall = record.pop("finished_wall", None)
         self._model = _model_from_state(self.train_config, self.image_shape, self.num_classes, state)
         self.runner.store.save("train", self.key, record, model=self._model)
         self.runner._inflight.pop(self.key, None)
@@ -578,6 +581,7 @@ class _Runner:
         self.log = log
         self.timeline: list[dict[str, Any]] = []
         self._inflight: dict[str, PendingTrain] = {}
+        self.started = time.time()
 
     # -- bookkeeping
     def harvest(self) -> None:
@@ -586,9 +590,13 @@ class _Runner:
             pending.harvest()
 
     def _note(self, stage: str, seconds: float, cached: bool, *, seed: int, attack: str | None = None,
-              defense: str | None = None, detail: str = "") -> None:
+              defense: str | None = None, detail: str = "", finished: float | None = None) -> None:
+        """One timeline entry; ``finished_at`` is seconds since the run started (wall clock), when the
+        stage ended (a training in a worker) or was noted here."""
+        end = (finished if finished is not None and not cached else time.time()) - self.started
         self.timeline.append({"stage": stage, "attack": attack, "defense": defense, "seed": seed,
-                              "seconds": round(float(seconds), 3), "cached": cached})
+                              "seconds": round(float(seconds), 3), "cached": cached,
+                              "finished_at": round(end, 2)})
         where = "/".join(p for p in (attack, defense) if p)
         label = f"{stage} {where}".strip()
         state = "cached" if cached else f"{seconds:.1f} s"

@@ -77,6 +77,7 @@ def run_job(job: TrainJob, progress: bool = False,
         features = extract_features(result.model, job.x_train, precision=job.config.resolved_precision())
         record["features_seconds"] = round(time.perf_counter() - start, 3)
     state = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
+    record["finished_wall"] = time.time()  # for the run's timeline; the runner takes it out of the record
     return record, state, features
 
 
