@@ -69,7 +69,7 @@ def run_job(job: TrainJob, progress: bool = False,
     record = evaluate(result.model, job.x_test, job.y_test, num_classes=job.num_classes,
                       precision=job.config.resolved_precision())
     record.update(seconds=round(result.seconds, 3), n_train=int(len(job.y_train)),
-                  epochs=len(result.epoch_losses), steps=_steps(job),
+                  epochs=len(result.epoch_losses), steps=result.steps,
                   epoch_losses=[round(v, 5) for v in result.epoch_losses])
     features = None
     if job.features:
@@ -79,11 +79,6 @@ def run_job(job: TrainJob, progress: bool = False,
     state = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
     record["finished_wall"] = time.time()  # for the run's timeline; the runner takes it out of the record
     return record, state, features
-
-
-def _steps(job: TrainJob) -> int:
-    per_epoch = -(-len(job.y_train) // job.config.batch_size)
-    return job.config.steps if job.config.steps is not None else job.config.epochs * per_epoch
 
 
 def _init_worker(threads: int) -> None:

@@ -102,6 +102,7 @@ class TrainResult:
     seconds: float
     epoch_losses: list[float] = field(default_factory=list)
     images_per_second: float = 0.0
+    steps: int = 0  # optimizer steps taken
 
 
 def to_tensor(x: np.ndarray) -> torch.Tensor:
@@ -192,7 +193,7 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     seconds = time.perf_counter() - start
     model.eval()
     return TrainResult(model=model, seconds=seconds, epoch_losses=losses,
-                       images_per_second=seen / seconds if seconds > 0 else 0.0)
+                       images_per_second=seen / seconds if seconds > 0 else 0.0, steps=total_steps)
 
 
 @torch.inference_mode()
