@@ -609,9 +609,10 @@ class _Runner:
         """Train on ``ds``'s training split (rows where ``keep``), evaluate on its test split: a cached
         result at once, else a job on the pool. ``steps`` (total optimizer steps) overrides ``epochs``."""
         from poisonlab.parallel import TrainJob  # noqa: PLC0415
+        from poisonlab.training import epoch_steps  # noqa: PLC0415
 
         n_kept = len(ds.y_train) if keep is None else int(np.count_nonzero(keep))
-        if steps is not None and steps == epochs * -(-n_kept // self.config.batch_size):
+        if steps is not None and steps == epochs * epoch_steps(n_kept, self.config.batch_size):
             steps = None  # the same training as ``epochs`` passes: one key, so identical work is shared
         config = self.config.train_config(epochs=epochs, seed=seed, steps=steps)
         keep_key = None if keep is None or keep.all() else array_fingerprint(np.packbits(keep))
@@ -762,6 +763,7 @@ class _Runner:
         and the models of attacks without a surrogate (label flipping) first, side by side; each attacked
         model's defenses detect in this process while other trainings run; the retrainings last."""
         from poisonlab.attacks import ATTACKS  # noqa: PLC0415
+        from poisonlab.training import epoch_steps  # noqa: PLC0415
 
         c = self.config
         clean = self.train_stage("clean", ds, data_key, keep=None, epochs=c.clean_epochs, seed=seed)
@@ -789,7 +791,7 @@ class _Runner:
             # "steps": every retraining gets the attacked model's number of optimizer steps
             steps = None
             if c.retrain_budget == "steps":
-                steps = c.retrain_epochs * -(-len(poisoned.y_train) // c.batch_size)
+                steps = c.retrain_epochs * epoch_steps(len(poisoned.y_train), c.batch_size)
             for name in c.defenses:
                 flagged, detection = self.detect_stage(name, features_key, features, features_record["info"],
                                                        poisoned, seed, spec.label)

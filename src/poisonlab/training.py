@@ -118,6 +118,11 @@ def _batch(x_u8: torch.Tensor, idx: torch.Tensor | slice, in_channels: int, chan
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb.contiguous()
 
 
+def epoch_steps(n: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over ``n`` samples (the last batch may be short)."""
+    return (n + batch_size - 1) // batch_size
+
+
 def pixel_stats(x: np.ndarray) -> tuple[float, float]:
     """Exact mean and (population) standard deviation of all pixels, in [0, 1] units (rounded to 4
     decimals). uint8 images go through a 256-bin histogram: exact, and 7x faster than float64 sums on
@@ -155,7 +160,7 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
         model = model.to(memory_format=torch.channels_last)
     x_u8, y_t = to_tensor(x), torch.tensor(np.asarray(y), dtype=torch.int64)
     n = len(x_u8)
-    steps_per_epoch = (n + config.batch_size - 1) // config.batch_size
+    steps_per_epoch = epoch_steps(n, config.batch_size)
     total_steps = config.steps if config.steps is not None else config.epochs * steps_per_epoch
     passes = (total_steps + steps_per_epoch - 1) // steps_per_epoch
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
