@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import (AttackSpec, ExperimentConfig, _Runner, aggregate_scenarios, check_names,
                                   config_from_dict, load_config, load_results, run_experiment)
+from poisonlab.parallel import threads_per_worker
 
 SCENARIOS = ("clean", "attacked", "pca", "kmeans")
 
@@ -199,6 +201,9 @@ def test_worker_processes_give_the_same_numbers_every_time(tmp_path):
         assert folder.is_dir()
     records = [json.loads(p.read_text()) for p in (tmp_path / "a" / "stages").glob("train-*/stage.json")]
     assert all(r["steps"] == steps for r in records)
+    # the run's last training (nothing queued behind it) gets every core, the others their worker's share
+    share = threads_per_worker(2)
+    assert sorted(r["threads"] for r in records) == [share] * (len(records) - 1) + [max(share, os.cpu_count() or 1)]
 
 
 def test_run_folder_with_another_config_needs_force(tiny_run, tmp_path):

@@ -107,6 +107,31 @@ def test_ensemble_and_given_model(digits, surrogate):
     assert out.n_poison == round(0.05 * len(digits.y_train))
 
 
+def test_low_margin_targets_are_the_surrogates_closest_calls(digits, surrogate):
+    from poisonlab.training import predict_logits
+
+    attack = GradientMatching(budget=0.02, targets=2, restarts=1, steps=1, target_selection="low-margin")
+    record = attack.poison(digits, seed=0, model=surrogate).attack
+    logits = predict_logits(surrogate, digits.x_test)
+    truth = digits.y_test
+    correct = logits.argmax(axis=1) == truth
+    others = logits.copy()
+    others[np.arange(len(truth)), truth] = -np.inf
+    margin = logits[np.arange(len(truth)), truth] - others.max(axis=1)
+    cutoff = np.quantile(margin[correct], 0.05)
+    assert record["target_selection"] == "low-margin"
+    for target, y_adv, recorded in zip(record["targets"], record["adversarial_classes"], record["target_margins"]):
+        assert correct[target] and margin[target] <= cutoff
+        assert y_adv == others[target].argmax()  # the runner-up class
+        assert recorded == pytest.approx(margin[target], abs=1e-3)
+    # the reference protocol is unchanged: random targets, margins recorded for them too
+    random_record = GradientMatching(budget=0.02, targets=2, restarts=1, steps=1).poison(
+        digits, seed=0, model=surrogate).attack
+    assert random_record["target_selection"] == "random" and len(random_record["target_margins"]) == 2
+    with pytest.raises(PoisonlabError, match="target_selection"):
+        GradientMatching(target_selection="easy").poison(digits, seed=0, model=surrogate)
+
+
 def test_random_translate_is_a_shift_and_differentiable():
     x = torch.rand(4, 1, 8, 8, requires_grad=True)
     assert torch.equal(random_translate(x, max_shift=0), x)

@@ -605,9 +605,10 @@ class _Runner:
     # -- stages
     def train_stage(self, stage: str, ds: Dataset, data_key: str, *, keep: np.ndarray | None, epochs: int,
                     seed: int, attack: str | None = None, defense: str | None = None,
-                    steps: int | None = None, features: bool = False) -> "PendingTrain":
+                    steps: int | None = None, features: bool = False, last: bool = False) -> "PendingTrain":
         """Train on ``ds``'s training split (rows where ``keep``), evaluate on its test split: a cached
-        result at once, else a job on the pool. ``steps`` (total optimizer steps) overrides ``epochs``."""
+        result at once, else a job on the pool. ``steps`` (total optimizer steps) overrides ``epochs``;
+        ``last`` marks the run's final training (it may take every core: see ``TrainPool.job_threads``)."""
         from poisonlab.parallel import TrainJob  # noqa: PLC0415
         from poisonlab.training import epoch_steps  # noqa: PLC0415
 
@@ -616,8 +617,9 @@ class _Runner:
             steps = None  # the same training as ``epochs`` passes: one key, so identical work is shared
         config = self.config.train_config(epochs=epochs, seed=seed, steps=steps)
         keep_key = None if keep is None or keep.all() else array_fingerprint(np.packbits(keep))
+        threads = self.pool.job_threads(last=last)
         key = _digest({"stage": "train", "data": data_key, "keep": keep_key, "train": config.to_dict(),
-                       "threads": self.pool.job_threads(), "version": __version__})
+                       "threads": threads, "version": __version__})
         pending = PendingTrain(self, stage, key, config, ds.num_classes, tuple(ds.x_train.shape[1:]),
                                seed=seed, attack=attack, defense=defense)
         record = self.store.load("train", key)
@@ -629,7 +631,7 @@ class _Runner:
         x, y = (ds.x_train, ds.y_train) if keep is None else (ds.x_train[keep], ds.y_train[keep])
         label = f"[seed {seed}] {stage} {'/'.join(p for p in (attack, defense) if p)}".strip()
         pending.future = self.pool.submit(TrainJob(x, y, ds.x_test, ds.y_test, ds.num_classes, config, label,
-                                                   features=features))
+                                                   features=features, threads=threads))
         self._inflight[key] = pending
         return pending
 
@@ -758,10 +760,11 @@ class _Runner:
         return rel
 
     # -- the pipeline for one seed
-    def run_seed(self, ds: Dataset, data_key: str, seed: int) -> dict[str, Any]:
+    def run_seed(self, ds: Dataset, data_key: str, seed: int, *, last: bool = False) -> dict[str, Any]:
         """Every stage of one seed. Trainings go to the pool as soon as their inputs exist: the clean model
         and the models of attacks without a surrogate (label flipping) first, side by side; each attacked
-        model's defenses detect in this process while other trainings run; the retrainings last."""
+        model's defenses detect in this process while other trainings run; the retrainings last.
+        ``last``: this is the run's final seed (its final retraining is the run's last job)."""
         from poisonlab.attacks import ATTACKS  # noqa: PLC0415
         from poisonlab.training import epoch_steps  # noqa: PLC0415
 
@@ -793,6 +796,7 @@ class _Runner:
             if c.retrain_budget == "steps":
                 steps = c.retrain_epochs * epoch_steps(len(poisoned.y_train), c.batch_size)
             for name in c.defenses:
+                final = last and spec is c.attacks[-1] and name == c.defenses[-1]
                 flagged, detection = self.detect_stage(name, features_key, features, features_record["info"],
                                                        poisoned, seed, spec.label)
                 partial[spec.label]["flagged"][name] = flagged
@@ -800,7 +804,7 @@ class _Runner:
                 if flagged.all():
                     raise PoisonlabError(f"defense {name!r} flagged every training sample under attack {spec.label!r}")
                 job = self.train_stage("retrain", poisoned, poison_key, keep=~flagged, epochs=c.retrain_epochs,
-                                       seed=seed, attack=spec.label, defense=name, steps=steps)
+                                       seed=seed, attack=spec.label, defense=name, steps=steps, last=final)
                 retrains[spec.label][name] = (job, detection, features_record["seconds"])
         out: dict[str, Any] = {}
         for spec in c.attacks:
@@ -973,7 +977,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *, resume: 
             f"attacks {[a.label for a in config.attacks]}; defenses {list(config.defenses)}; "
             + (f"{workers} training workers x {pool.threads} thread(s)" if workers else "training in this process"))
         try:
-            per_seed = {seed: runner.run_seed(ds, data_key, seed) for seed in config.seeds}
+            per_seed = {seed: runner.run_seed(ds, data_key, seed, last=seed == config.seeds[-1])
+                        for seed in config.seeds}
         finally:
             runner.harvest()  # an error or Ctrl-C keeps what finished
     results = assemble_results(config, ds, per_seed, runner.timeline, total_seconds=time.perf_counter() - start)

@@ -43,6 +43,10 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, predict_logits, train
 
 
+TARGET_SELECTIONS = ("random", "low-margin")
+LOW_MARGIN_SHARE = 0.05  # "low-margin" targets: the lowest 5% of logit margins among correct test images
+
+
 @register
 @dataclass(frozen=True)
 class GradientMatching(Attack):
@@ -73,6 +77,13 @@ class GradientMatching(Attack):
         without it crafting reaches a lower (unaugmented) alignment loss.
     max_shift : int
         Largest translation in pixels, each direction.
+    target_selection : {"random", "low-margin"}
+        ``"random"`` (the reference's protocol): seeded random test images the surrogate classifies
+        correctly, each with a random wrong class. ``"low-margin"``: an attacker who picks easy targets:
+        seeded random images among the correctly classified test images whose surrogate logit margin
+        (true class minus runner-up) is in the lowest 5%, each with its runner-up class as the
+        adversarial class. Such targets are sometimes misclassified by clean victims too, so judge them
+        against :func:`poisonlab.validation.validate_poisoned`'s clean control.
     """
 
     budget: float = 0.01
@@ -85,6 +96,7 @@ class GradientMatching(Attack):
     surrogate_epochs: int = 3
     augment: bool = True
     max_shift: int = 2
+    target_selection: str = "random"
 
     name: ClassVar[str] = "gradient-matching"
     uses_model: ClassVar[bool] = True
@@ -98,6 +110,9 @@ class GradientMatching(Attack):
                 raise PoisonlabError(f"{what} must be >= 1, got {getattr(self, what)!r}")
         if not self.tau > 0:
             raise PoisonlabError(f"tau must be > 0, got {self.tau!r}")
+        if self.target_selection not in TARGET_SELECTIONS:
+            raise PoisonlabError(f"target_selection must be one of {', '.join(TARGET_SELECTIONS)}, "
+                                 f"got {self.target_selection!r}")
         if self.max_shift < 0:
             raise PoisonlabError(f"max_shift must be >= 0, got {self.max_shift!r}")
         per_target = int(round(self.budget * len(dataset.y_train)))
@@ -109,7 +124,7 @@ class GradientMatching(Attack):
         start = time.perf_counter()
         surrogates, surrogate_seeds = self._surrogates(dataset, rng, model)
         surrogate_seconds = round(time.perf_counter() - start, 3)
-        targets, true_labels, adv_classes = self._pick_targets(dataset, rng, surrogates[0])
+        targets, true_labels, adv_classes, margins = self._pick_targets(dataset, rng, surrogates[0])
         poison_sets = self._pick_poisons(dataset, rng, adv_classes)
 
         x_new = dataset.x_train.copy()
@@ -135,6 +150,8 @@ class GradientMatching(Attack):
             "targets": [int(t) for t in targets],
             "target_true_labels": [int(c) for c in true_labels],
             "adversarial_classes": [int(c) for c in adv_classes],
+            "target_selection": self.target_selection,
+            "target_margins": [round(float(m), 4) for m in margins],
             "poison_indices": [[int(i) for i in idx] for idx in poison_sets],
             "alignment_loss": losses,
             "alignment_loss_per_restart": restart_losses,
@@ -159,19 +176,36 @@ class GradientMatching(Attack):
         return models, seeds
 
     def _pick_targets(self, dataset: Dataset, rng: np.random.Generator,
-                      surrogate: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Test images the surrogate gets right, in a seeded order, each with a random wrong class."""
+                      surrogate: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Targets, their true labels, adversarial classes and surrogate logit margins (true class minus
+        the best other class), by ``target_selection``."""
         order = rng.permutation(len(dataset.y_test))
-        candidates = order[: max(20 * self.targets, 200)]
-        pred = predict_logits(surrogate, dataset.x_test[candidates]).argmax(axis=1)
-        correct = candidates[pred == dataset.y_test[candidates]]
-        if len(correct) < self.targets:
-            raise PoisonlabError(f"the surrogate classifies only {len(correct)} of {len(candidates)} sampled "
-                                 f"test images correctly; {self.targets} targets needed")
-        targets = correct[: self.targets]
-        true_labels = dataset.y_test[targets]
-        shifts = rng.integers(1, dataset.num_classes, size=self.targets)
-        return targets, true_labels, (true_labels + shifts) % dataset.num_classes
+        if self.target_selection == "random":
+            candidates = order[: max(20 * self.targets, 200)]
+        else:  # the whole test split: low-margin images are rare
+            candidates = order
+        logits = predict_logits(surrogate, dataset.x_test[candidates])
+        truth = dataset.y_test[candidates]
+        correct = logits.argmax(axis=1) == truth
+        others = logits.copy()
+        others[np.arange(len(candidates)), truth] = -np.inf
+        runner_up = others.argmax(axis=1)
+        margin = logits[np.arange(len(candidates)), truth] - others.max(axis=1)
+        if self.target_selection == "low-margin":
+            cutoff = np.quantile(margin[correct], LOW_MARGIN_SHARE) if correct.any() else -np.inf
+            eligible = correct & (margin <= cutoff)
+        else:
+            eligible = correct
+        picked = np.flatnonzero(eligible)[: self.targets]  # candidates are in seeded random order
+        if len(picked) < self.targets:
+            raise PoisonlabError(f"only {len(picked)} of {len(candidates)} sampled test images qualify as "
+                                 f"{self.target_selection} targets; {self.targets} needed")
+        targets, true_labels = candidates[picked], truth[picked]
+        if self.target_selection == "low-margin":
+            adv_classes = runner_up[picked]
+        else:
+            adv_classes = (true_labels + rng.integers(1, dataset.num_classes, size=self.targets)) % dataset.num_classes
+        return targets, true_labels, adv_classes, margin[picked]
 
     def _pick_poisons(self, dataset: Dataset, rng: np.random.Generator, adv_classes: np.ndarray) -> list[np.ndarray]:
         """Disjoint random training images of each target's adversarial class, ``budget`` of the set each."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from torch import nn
 
 from poisonlab.attacks import make_attack
+from poisonlab.attacks.gradient_matching import TARGET_SELECTIONS
 from poisonlab.cli.common import add_dataset_options, fraction, load_from_args, positive_float, positive_int, status
 from poisonlab.data import Dataset
 from poisonlab.errors import PoisonlabError
@@ -46,6 +47,10 @@ def register_attack_subcommand(attack_subparsers: argparse._SubParsersAction) ->
     p.add_argument("--max-shift", type=int, default=2, metavar="PX",
                    help="largest random translation during crafting, in pixels (default 2)")
     p.add_argument("--no-augment", action="store_true", help="craft without random translations")
+    p.add_argument("--target-selection", choices=TARGET_SELECTIONS, default="random",
+                   help="random: random correctly classified test images and random wrong classes (the "
+                        "reference protocol, default); low-margin: images among the 5%% with the smallest "
+                        "surrogate margin, each with its runner-up class (compare with validate --clean-control)")
     p.add_argument("--seed", type=int, default=0, help="seeds targets, classes, poisons, surrogates and brewing "
                                                        "(default 0)")
     p.add_argument("--out", type=Path, required=True, metavar="P.npz", help="where to write the poisoned dataset")
@@ -57,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     attack = make_attack("gradient-matching", budget=args.budget, eps=args.eps / 255, targets=args.targets,
                          restarts=args.restarts, steps=args.steps, tau=args.tau, ensemble=args.ensemble,
                          surrogate_epochs=args.surrogate_epochs, augment=not args.no_augment,
-                         max_shift=args.max_shift)
+                         max_shift=args.max_shift, target_selection=args.target_selection)
     model = _load_surrogate(args.surrogate, ds) if args.surrogate else None
     if model is None or args.ensemble > 1:
         status(f"training {args.ensemble - (model is not None)} surrogate(s) for {args.surrogate_epochs} epoch(s)")
@@ -66,7 +71,8 @@ def _run(args: argparse.Namespace) -> int:
     record = poisoned.attack
     for k, target in enumerate(record["targets"]):
         status(f"target test #{target} (class {record['target_true_labels'][k]} -> "
-               f"{record['adversarial_classes'][k]}): {len(record['poison_indices'][k])} poisons, alignment loss "
+               f"{record['adversarial_classes'][k]}, surrogate margin {record['target_margins'][k]:.2f}): "
+               f"{len(record['poison_indices'][k])} poisons, alignment loss "
                f"{record['alignment_loss'][k]:.4f}, {record['crafting_seconds'][k]:.1f} s")
     n, total = poisoned.n_poison, len(poisoned.y_train)
     print(f"gradient-matching: poisoned {n} of {total} training samples ({100 * n / total:.2f}%) for "
