@@ -37,12 +37,16 @@ QUICK = dict(dataset="digits", subset=(600, 200), budget=0.05, eps=16, targets=2
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    from poisonlab.parallel import keep_freed_memory  # noqa: PLC0415
+
+    keep_freed_memory()  # 30% less CPU time for crafting (no page faults on every step)
     settings = {**(QUICK if args.quick else FULL), **{k: v for k, v in vars(args).items()
                                                       if k in FULL and v is not None}}
     config = TrainConfig(epochs=settings["epochs"], seed=args.seed,
                          batch_size=32 if args.quick else TrainConfig.batch_size)
     report: dict = {"settings": {**settings, "seed": args.seed, "features": args.features, "quick": args.quick,
-                                 "ensemble": args.ensemble, "augment": not args.no_augment}}
+                                 "ensemble": args.ensemble, "augment": not args.no_augment,
+                                 "target_selection": args.target_selection}}
 
     # 1. brew (or reuse) the poisons
     if args.poisoned:
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         attack = make_attack("gradient-matching", budget=settings["budget"], eps=settings["eps"] / 255,
                              targets=settings["targets"], restarts=settings["restarts"], steps=settings["steps"],
                              ensemble=args.ensemble, surrogate_epochs=settings["epochs"],
-                             augment=not args.no_augment)
+                             augment=not args.no_augment, target_selection=args.target_selection)
         start = time.perf_counter()
         poisoned = attack.poison(ds, seed=args.seed)
         report["attack_seconds_total"] = round(time.perf_counter() - start, 3)
@@ -157,6 +161,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eps", type=float, help="L-inf bound in pixel units /255 (default 16)")
     p.add_argument("--ensemble", type=int, default=1, help="surrogate models (default 1)")
     p.add_argument("--no-augment", action="store_true", help="craft without random translations")
+    p.add_argument("--target-selection", choices=("random", "low-margin"), default="random",
+                   help="random targets (the reference protocol, default) or the surrogate's low-margin test "
+                        "images with their runner-up class (pair with --clean-control)")
     p.add_argument("--features", choices=("activations", "pixels", "pca"), default="activations",
                    help="feature space of every defense (default activations of a model trained on the poisoned set)")
     p.add_argument("--defenses", nargs="+", default=list(DEFENSES), help=f"default: {' '.join(DEFENSES)}")

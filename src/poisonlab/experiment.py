@@ -8,8 +8,9 @@ One experiment reads top to bottom, once per seed::
 Trainings run as jobs on a :class:`poisonlab.parallel.TrainPool` (worker processes, one thread each on
 a 2-core machine) as soon as their inputs exist: the clean model and the attacked model of an attack
 that needs no surrogate start together, detectors run in this process while other trainings go on, and
-the retrainings fill the workers. A training's numbers depend on its inputs and thread count only, so
-the schedule never changes a result. Each retraining gets the attacked model's number of optimizer
+the retrainings fill the workers. The run's last training, which nothing is queued behind, gets every
+core. A training's numbers depend on its inputs and thread count only, so the schedule never changes a
+result. Each retraining gets the attacked model's number of optimizer
 steps by default (``retrain_budget="steps"``).
 
 Every stage's result lives on disk under ``RUN/stages/<stage>-<key>/`` (``stage.json`` for metrics,

@@ -37,8 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``poisonlab`` program. Without ``argv`` (the console script, ``python -m poisonlab.cli``) the
+    process is ours, so glibc is told to keep freed memory (:func:`poisonlab.parallel.keep_freed_memory`:
+    30% less CPU time for gradient-matching crafting, 27 s less system time per ``reproduce``);
+    a caller passing ``argv`` keeps its allocator as it is."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:
+        from poisonlab.parallel import keep_freed_memory  # noqa: PLC0415
+
+        keep_freed_memory()
     try:
         return int(args.func(args) or 0)
     except PoisonlabError as exc:

@@ -81,10 +81,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _execute(config, args: argparse.Namespace) -> int:
     from poisonlab.experiment import run_experiment  # noqa: PLC0415
-    from poisonlab.parallel import keep_freed_memory  # noqa: PLC0415
     from poisonlab.report import render_report, summary_text  # noqa: PLC0415
 
-    keep_freed_memory()  # this process is ours: no page-fault storm from short-lived big arrays
     log = (lambda message: None) if args.quiet else status
     try:
         results = run_experiment(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet,
