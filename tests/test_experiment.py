@@ -301,3 +301,29 @@ def test_resume_reloads_saved_models(fgsm_reference, tmp_path, monkeypatch, stag
     resumed = run_experiment(fgsm_config(), tmp_path, resume=True, progress=False)
     assert numbers_only(resumed) == numbers_only(json.loads(json.dumps(fgsm_reference)))
     assert resumed["timing"]["stages"][0]["cached"]
+
+
+def test_targeted_attack_reports_target_success_per_scenario(tmp_path):
+    """Gradient matching in a config: every scenario says how many targets landed in their adversarial
+    class (clean: the base rate), the per-target predictions agree with it, and a resumed run agrees."""
+    from poisonlab.report import render_report
+
+    config = tiny_config(attacks=[
+        {"name": "label-flip", "params": {"rate": 0.5, "source_class": 2, "target_class": 8}},
+        {"name": "gradient-matching", "params": {"budget": 0.05, "targets": 3, "restarts": 1, "steps": 4}}])
+    results = run_experiment(config, tmp_path / "run", progress=False)
+    entry = results["attacks"]["gradient-matching"]
+    targets = entry["targets"]["0"]
+    assert len(targets["indices"]) == 3 and set(targets["predicted"]) == {"clean", "attacked", "pca", "kmeans"}
+    adversarial = np.asarray(targets["adversarial_classes"])
+    for name, scenario in entry["scenarios"].items():
+        hits = np.asarray(targets["predicted"][name]) == adversarial
+        assert scenario["target_success_rate"] == pytest.approx(hits.mean())
+    assert targets["true_labels"] != targets["adversarial_classes"]
+    # untargeted attacks get no target metrics, not even through the clean scenario they share
+    assert all("target_success_rate" not in s for s in results["attacks"]["label-flip"]["scenarios"].values())
+    assert "targets" not in results["attacks"]["label-flip"] or not results["attacks"]["label-flip"]["targets"]
+    report = (render_report(tmp_path / "run")["markdown"]).read_text()
+    assert "Targets in adversarial class" in report
+    again = run_experiment(config, tmp_path / "run", resume=True, progress=False)
+    assert numbers_only(again) == numbers_only(results)

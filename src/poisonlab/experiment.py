@@ -43,11 +43,15 @@ when ``retrain_epochs == attacked_epochs``.
               # defenses: "seconds_features", "seconds_detect", "seconds_retrain" (their sum is "seconds"),
               #           "precision", "recall", "f1", "roc_auc", "removed", "poisons_removed",
               #           "clean_removed", "poisons_kept", "n_poison", "n_samples"
+              # targeted attacks (gradient matching): "target_success_rate" (share of the targets in
+              #           their adversarial class; for "clean" the base rate without poisons)
               "std": {same numeric keys: standard deviation over seeds (ddof=1), null with one seed},
               "per_seed": [{the same values for each seed, in the order of "seeds"}]
             }
           },
-          "projections": {"<seed>": "projections/<attack>-seed<seed>.npz"}
+          "projections": {"<seed>": "projections/<attack>-seed<seed>.npz"},
+          "targets": {"<seed>": {"indices", "true_labels", "adversarial_classes",
+                                 "predicted": {"<scenario>": [class per target]}}}  (targeted attacks)
         }
       },
       "scenarios": the primary attack's "scenarios" (the paper's comparison),
@@ -485,6 +489,17 @@ class TrainedModel:
     _model: Any = None
     # the penultimate activations of the training images, computed with the training (or None)
     features: np.ndarray | None = None
+    _predictions: np.ndarray | None = None
+
+    def test_predictions(self) -> np.ndarray | None:
+        """The predicted class of every test image (None for a stage stored without them)."""
+        if self._predictions is None:
+            try:
+                with np.load(self.folder / "arrays.npz", allow_pickle=False) as npz:
+                    self._predictions = npz["test_predictions"] if "test_predictions" in npz.files else None
+            except (OSError, ValueError):
+                return None
+        return self._predictions
 
     def model(self) -> Any:
         if self._model is None:
@@ -515,6 +530,7 @@ class PendingTrain:
         self._model: Any = None
         self.finished_wall: float | None = None
         self.features: np.ndarray | None = None  # activations of the training images, when asked for
+        self.predictions: np.ndarray | None = None  # the predicted class of every test image
         self._done: TrainedModel | None = None
 
     def wait(self) -> TrainedModel:
@@ -528,7 +544,8 @@ class PendingTrain:
                      finished=self.finished_wall)
         self._done = TrainedModel(key=self.key, record=self.record, folder=runner.store.folder("train", self.key),
                                   num_classes=self.num_classes, image_shape=self.image_shape,
-                                  train_config=self.train_config, _model=self._model, features=self.features)
+                                  train_config=self.train_config, _model=self._model, features=self.features,
+                                  _predictions=self.predictions)
         return self._done
 
     def harvest(self) -> bool:
@@ -539,8 +556,10 @@ class PendingTrain:
             return False
         record, state, self.features = self.future.result()
         self.finished_wall = record.pop("finished_wall", None)
+        self.predictions = record.pop("test_predictions")
         self._model = _model_from_state(self.train_config, self.image_shape, self.num_classes, state)
-        self.runner.store.save("train", self.key, record, model=self._model)
+        self.runner.store.save("train", self.key, record, model=self._model,
+                               arrays={"test_predictions": self.predictions})
         self.runner._inflight.pop(self.key, None)
         self.record = record
         return True
@@ -810,19 +829,43 @@ class _Runner:
         out: dict[str, Any] = {}
         for spec in c.attacks:
             poisoned, _, attack_record, _ = attacked[spec.label]
-            scenarios = {"clean": clean_scenario,
+            scenarios = {"clean": dict(clean_scenario),  # a copy: target metrics differ by attack
                          "attacked": _scenario(partial[spec.label]["attacked"].record,
                                                seconds_attack=attack_record["seconds"])}
+            models = {"clean": clean.wait(), "attacked": partial[spec.label]["attacked"]}
             for name, (job, detection, features_seconds) in retrains[spec.label].items():
-                scenarios[name] = _scenario(job.wait().record, features_seconds=features_seconds, detection=detection)
+                models[name] = job.wait()
+                scenarios[name] = _scenario(models[name].record, features_seconds=features_seconds,
+                                            detection=detection)
+            targets = _targeted(attack_record["attack"], models, scenarios, ds.y_test)
             flagged_by = partial[spec.label]["flagged"]
             projection = (self.projection(spec.label, seed, partial[spec.label]["features"], poisoned, flagged_by)
                           if c.projection_samples and "features" in partial[spec.label] else None)
-            out[spec.label] = {"scenarios": scenarios, "projection": projection,
+            out[spec.label] = {"scenarios": scenarios, "projection": projection, "targets": targets,
                                "attack": {"name": spec.name, "params": dict(spec.params),
                                           "record": attack_record["attack"], "n_poison": attack_record["n_poison"],
                                           "rate_of_train": attack_record["n_poison"] / len(ds.y_train)}}
         return out
+
+
+def _targeted(attack: dict[str, Any], models: dict[str, TrainedModel], scenarios: dict[str, dict[str, Any]],
+              y_test: np.ndarray) -> dict[str, Any] | None:
+    """For a targeted attack (its record names ``targets`` and ``adversarial_classes``), add each scenario's
+    ``target_success_rate`` (share of targets classified as their adversarial class; for ``clean``, the
+    base rate without poisons) and return the per-target predictions; None for other attacks."""
+    if not attack.get("targets"):
+        return None
+    targets = np.asarray(attack["targets"], dtype=np.int64)
+    adversarial = np.asarray(attack["adversarial_classes"], dtype=np.int64)
+    predicted = {}
+    for name, model in models.items():
+        pred = model.test_predictions()
+        if pred is None:  # a stage stored by a version without predictions
+            continue
+        predicted[name] = [int(p) for p in pred[targets]]
+        scenarios[name]["target_success_rate"] = float(np.mean(pred[targets] == adversarial))
+    return {"indices": targets.tolist(), "true_labels": [int(y) for y in y_test[targets]],
+            "adversarial_classes": adversarial.tolist(), "predicted": predicted}
 
 
 _EVAL_KEYS = ("accuracy", "per_class_accuracy", "per_class_misclassification", "confusion_matrix", "n_test")
@@ -1014,6 +1057,7 @@ def assemble_results(config: ExperimentConfig, ds: Dataset, per_seed: dict[int, 
                        "rate_of_train": runs[0]["attack"]["rate_of_train"]},
             "scenarios": {n: aggregate_scenarios([r["scenarios"][n] for r in runs]) for n in names},
             "projections": {str(s): r["projection"] for s, r in zip(seeds, runs) if r["projection"]},
+            "targets": {str(s): r["targets"] for s, r in zip(seeds, runs) if r.get("targets")},
         }
     return {
         "format": RESULTS_FORMAT,

@@ -52,7 +52,8 @@ def threads_per_worker(workers: int, cpu_count: int | None = None) -> int:
 
 def run_job(job: TrainJob, progress: bool = False,
             bars: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray | None]:
-    """Train and evaluate; return the test metrics (plus ``seconds``, ``epoch_losses``, ``n_train``), the
+    """Train and evaluate; return the test metrics (plus ``seconds``, ``epoch_losses``, ``n_train`` and the
+    ``test_predictions`` array), the
     trained weights as NumPy arrays (a state dict) and, with ``job.features``, the activations of the
     training images (``features_seconds`` in the metrics). ``progress``: a line per epoch on stderr;
     ``bars``: tqdm bars instead (for a job in the terminal's own process)."""
@@ -78,12 +79,15 @@ def _train_and_measure(job: TrainJob, bars: bool, on_epoch) -> tuple[dict[str, A
 
     import torch  # noqa: PLC0415
 
-    from poisonlab.training import evaluate, extract_features, train  # noqa: PLC0415
+    from poisonlab.training import extract_features, metrics_from_predictions, predict_logits, train  # noqa: PLC0415
 
     result = train(job.x_train, job.y_train, num_classes=job.num_classes, config=job.config, progress=bars,
                    desc=job.label.split("] ", 1)[-1], on_epoch=on_epoch)
-    record = evaluate(result.model, job.x_test, job.y_test, num_classes=job.num_classes,
-                      precision=job.config.resolved_precision())
+    predictions = predict_logits(result.model, job.x_test, precision=job.config.resolved_precision()).argmax(axis=1)
+    record = metrics_from_predictions(job.y_test, predictions, num_classes=job.num_classes)
+    # every test prediction, for targeted attacks (is each target in its adversarial class?); the runner
+    # stores it as an array, not in the JSON record
+    record["test_predictions"] = predictions.astype(np.int16)
     record.update(seconds=round(result.seconds, 3), n_train=int(len(job.y_train)),
                   epochs=len(result.epoch_losses), steps=result.steps, threads=torch.get_num_threads(),
                   epoch_losses=[round(v, 5) for v in result.epoch_losses])

@@ -93,21 +93,27 @@ def summary_table(results: dict[str, Any], attack: str) -> Table:
     scenarios = results["attacks"][attack]["scenarios"]
     paper = paper_numbers()["scenarios"] if paper_applies(results, attack) else {}
     attacked = scenarios["attacked"]["accuracy"]
+    # a targeted attack (gradient matching) is judged by its targets, not by accuracy
+    targeted = any("target_success_rate" in s for s in scenarios.values())
     rows = []
     for name, s in scenarios.items():
         p = paper.get(name, {})
-        rows.append((
+        row = (
             name, pct_std(s["accuracy"], _std(s, "accuracy")),
             "" if name == "attacked" else delta_pp(s["accuracy"], attacked),
             f"{p['accuracy']:.2f}%" if "accuracy" in p else "",
             seconds(s.get("seconds")), seconds(p.get("runtime_s")) if "runtime_s" in p else "",
             num_std(s.get("f1"), _std(s, "f1")) if name not in BASELINES else "",
             f"{s['removed']:.0f} ({s['poisons_removed']:.0f} poisons)" if name not in BASELINES else "",
-        ))
+        )
+        if targeted:
+            row += (pct_std(s.get("target_success_rate"), _std(s, "target_success_rate"), digits=1),)
+        rows.append(row)
+    header = ("Scenario", "Accuracy", "Δ vs attacked (pp)", "Paper accuracy", "Seconds", "Paper seconds",
+              "Detection F1", "Removed")
     return Table(
         title=f"Summary: {attack}",
-        header=("Scenario", "Accuracy", "Δ vs attacked (pp)", "Paper accuracy", "Seconds", "Paper seconds",
-                "Detection F1", "Removed"),
+        header=header + (("Targets in adversarial class",) if targeted else ()),
         rows=tuple(rows),
         note=_spread_note(results) + (f" Paper numbers: the paper's Figures 2-3 (MNIST){_slice_note(results)}."
                                        if paper else
