@@ -176,3 +176,16 @@ def test_browser_renders_tables_and_decodes_every_image(tmp_path):
     pixels = matplotlib.image.imread(shot)[..., :3]
     # a blank page is one colour; the rendered report has text, tables and plots
     assert pixels.shape[:2] == (2000, 1200) and (pixels.min(axis=2) < 0.9).mean() > 0.01
+
+
+def test_verdict_says_when_the_attack_left_nothing_to_win_back(tmp_path):
+    results = fake_results(tmp_path)
+    scenarios = results["attacks"]["label-flip"]["scenarios"]
+    scenarios["attacked"]["accuracy"] = scenarios["clean"]["accuracy"] - 0.001  # an attack that barely hurts
+    scenarios["pca"]["accuracy"] = scenarios["attacked"]["accuracy"] - 0.002
+    first = verdict(results, "label-flip")[0]
+    assert first.startswith("Not above the attacked model") and "pca" in first
+    assert "cost only 0.10 pp" in first and "--seeds N" in first
+    scenarios["attacked"]["accuracy"] = scenarios["clean"]["accuracy"] - 0.05  # a real attack: no excuse
+    scenarios["pca"]["accuracy"] = scenarios["attacked"]["accuracy"] - 0.002
+    assert "cost only" not in verdict(results, "label-flip")[0]

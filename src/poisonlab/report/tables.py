@@ -255,7 +255,13 @@ def verdict(results: dict[str, Any], attack: str) -> list[str]:
     lines = []
     below = [d for d in defenses if scenarios[d]["accuracy"] <= attacked]
     if below:
-        lines.append(f"Not above the attacked model ({pct(attacked)}): {', '.join(below)}.")
+        line = f"Not above the attacked model ({pct(attacked)}): {', '.join(below)}."
+        cost = scenarios["clean"]["accuracy"] - attacked if "clean" in scenarios else None
+        if cost is not None and cost < WEAK_ATTACK:
+            line += (f" The attack itself cost only {cost * 100:.2f} pp against the clean model, so there is "
+                     "little for a filter to win back; compare defenses over several seeds (--seeds N) before "
+                     "reading a ranking into gaps this small.")
+        lines.append(line)
     else:
         lines.append(f"Every defense is above the attacked model ({pct(attacked)}).")
     for metric, label, fmt in (("accuracy", "test accuracy", lambda v: pct(v)),
@@ -266,6 +272,9 @@ def verdict(results: dict[str, Any], attack: str) -> list[str]:
             continue
         lines.append(_compare(results, scenarios, ranked, metric, label, fmt))
     return lines
+
+
+WEAK_ATTACK = 0.005  # an attack costing under half a point of accuracy leaves a filter nothing to win back
 
 
 def _compare(results: dict[str, Any], scenarios: dict[str, Any], ranked: list[str], metric: str, label: str,
