@@ -10,8 +10,8 @@ a 2-core machine) as soon as their inputs exist: the clean model and the attacke
 that needs no surrogate start together, detectors run in this process while other trainings go on, and
 the retrainings fill the workers. The run's last training, which nothing is queued behind, gets every
 core. A training's numbers depend on its inputs and thread count only, so the schedule never changes a
-result. Each retraining gets the attacked model's number of optimizer
-steps by default (``retrain_budget="steps"``).
+result. Each retraining gets the attacked model's number of optimizer steps by default
+(``retrain_budget="steps"``).
 
 Every stage's result lives on disk under ``RUN/stages/<stage>-<key>/`` (``stage.json`` for metrics,
 ``model.safetensors`` for weights, ``arrays.npz`` for masks and features; each written atomically, and

@@ -52,11 +52,11 @@ def threads_per_worker(workers: int, cpu_count: int | None = None) -> int:
 
 def run_job(job: TrainJob, progress: bool = False,
             bars: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray | None]:
-    """Train and evaluate; return the test metrics (plus ``seconds``, ``epoch_losses``, ``n_train`` and the
-    ``test_predictions`` array), the
-    trained weights as NumPy arrays (a state dict) and, with ``job.features``, the activations of the
-    training images (``features_seconds`` in the metrics). ``progress``: a line per epoch on stderr;
-    ``bars``: tqdm bars instead (for a job in the terminal's own process)."""
+    """Train and evaluate with ``job.threads`` threads (if set); return the test metrics (plus ``seconds``,
+    ``epoch_losses``, ``n_train``, ``threads`` and the ``test_predictions`` array), the trained weights as
+    NumPy arrays (a state dict) and, with ``job.features``, the activations of the training images
+    (``features_seconds`` in the metrics). ``progress``: a line per epoch on stderr; ``bars``: tqdm bars
+    instead (for a job in the terminal's own process)."""
     import torch  # noqa: PLC0415
 
     def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
