@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from poisonlab.cli.common import (add_dataset_options, add_train_options, ensure_out_dir, load_from_args,
-                                  status, train_config)
+from poisonlab.cli.common import add_train_options, ensure_out_dir, load_from_args, status, train_config
 from poisonlab.data import load_poisoned
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import train_and_record

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from poisonlab._io import atomic_path, save_npz
+from poisonlab._io import save_npz
 from poisonlab.data.dataset import Dataset
 from poisonlab.data.idx import find_idx, read_idx
 from poisonlab.data.safe_pickle import load_numpy_pickle
