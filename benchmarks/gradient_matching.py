@@ -27,7 +27,7 @@ from poisonlab._io import write_json
 from poisonlab.attacks import make_attack
 from poisonlab.data import load_dataset, load_poisoned
 from poisonlab.training import TrainConfig
-from poisonlab.validation import validate_poisoned
+from poisonlab.validation import describe_targets, validate_poisoned
 
 DEFENSES = ("activation-clustering", "spectral", "deep-knn", "pca", "kmeans", "pca+kmeans")
 FULL = dict(dataset="mnist", subset=None, budget=0.01, eps=16, targets=5, restarts=8, steps=250, runs=3, epochs=3)
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"undefended: success {_pct(undefended['success_rate'])} ± {_pct(undefended['success_rate_std'])}, "
          f"clean accuracy {_pct(undefended['clean_accuracy'])}"
          + (f"; without poisons {_pct(undefended['control']['success_rate'])}" if args.clean_control else ""))
+    for line in describe_targets(undefended):
+        _say(line)
 
     # 3. each defense: filter, retrain, validate again
     report["defenses"] = {}

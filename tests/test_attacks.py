@@ -192,6 +192,15 @@ def test_save_and_load_round_trip(tmp_path, name, params):
         a, b = getattr(p, key), getattr(q, key)
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), key
     assert q.classes == p.classes and q.attack == p.attack
+    if name == "label-flip":  # no pixel changed: nothing to keep
+        assert p.original_pixels is None and q.original_pixels is None and q.perturbation() is None
+    else:  # the unperturbed poisons travel with the file, so the perturbation can be checked from it alone
+        np.testing.assert_array_equal(q.original_pixels, ds.x_train[p.is_poison])
+        delta = q.perturbation()
+        np.testing.assert_array_equal(delta, q.x_train[q.is_poison].astype(np.int16) - ds.x_train[q.is_poison])
+        assert np.abs(delta).max() <= round(0.1 * 255) and np.abs(delta).max() > 0
+        kept = q.keep(np.arange(len(q.y_train)) % 2 == 0)  # a filter keeps each kept poison's original
+        np.testing.assert_array_equal(kept.original_pixels, ds.x_train[::2][q.is_poison[::2]])
 
 
 # ------------------------------------------------------------------------------------------------ FGSM

@@ -181,6 +181,19 @@ def test_poisoned_round_trip(tmp_path, synthetic):
     np.testing.assert_array_equal(q.y_train, y)
     assert q.attack == {"name": "x", "params": {"rate": 0.1}}
     assert q.keep(~mask).n_poison == 0
+    assert q.original_pixels is None  # a label-only attack keeps no pixels
+
+
+def test_poisoned_original_pixels_must_match_the_poisons(synthetic):
+    mask = np.zeros(len(synthetic.y_train), bool)
+    mask[:4] = True
+    common = dict(name="s", x_train=synthetic.x_train, y_train=synthetic.y_train, x_test=synthetic.x_test,
+                  y_test=synthetic.y_test, classes=synthetic.classes, is_poison=mask,
+                  original_labels=synthetic.y_train.copy())
+    with pytest.raises(PoisonlabError, match="original_pixels must be a uint8 array"):
+        PoisonedDataset(**common, original_pixels=synthetic.x_train[:3])
+    with pytest.raises(PoisonlabError, match="original_pixels must be a uint8 array"):
+        PoisonedDataset(**common, original_pixels=synthetic.x_train[:4].astype(np.float32))
 
 
 def test_subset_is_stratified_and_seeded(synthetic):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
 import torch
 
 from poisonlab.attacks import make_attack
-from poisonlab.attacks.gradient_matching import GradientMatching, brew_poisons, random_translate
+from poisonlab.attacks.gradient_matching import (GradientMatching, brew_poisons, gradient_alignment,
+                                                 random_translate)
 from poisonlab.data import load_dataset, load_poisoned
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, save_weights, train
@@ -78,6 +80,20 @@ def test_same_seed_same_poisons(digits, poisoned):
     np.testing.assert_array_equal(again.x_train, poisoned.x_train)
     assert again.attack["targets"] == poisoned.attack["targets"]
     assert again.attack["alignment_loss"] == poisoned.attack["alignment_loss"]
+
+
+def test_gradient_alignment_is_what_crafting_maximises(digits, surrogate):
+    poison_idx = np.flatnonzero(digits.y_train == 3)[:20]
+    target = int(np.flatnonzero(digits.y_test == 5)[0])
+    brew = brew_poisons([surrogate], digits.x_train[poison_idx], digits.y_train[poison_idx],
+                        digits.x_test[target:target + 1], 3, eps=EPS, steps=30, restarts=1, max_shift=0,
+                        generator=torch.Generator().manual_seed(0))
+    args = (digits.y_train[poison_idx], digits.x_test[target:target + 1], 3)
+    crafted = gradient_alignment(surrogate, brew.poisons, *args)
+    # the crafting loss is 1 - this cosine, up to uint8 rounding of the poisons
+    assert crafted == pytest.approx(1 - brew.best_loss, abs=0.03)
+    assert crafted > gradient_alignment(surrogate, digits.x_train[poison_idx], *args) + 0.02
+    assert -1 <= crafted <= 1
 
 
 def test_alignment_loss_falls(digits, surrogate):
@@ -186,7 +202,17 @@ def test_public_cli_attack_then_validate(tmp_path, capsys):
     assert main(["attack", "gradient-matching", "--dataset", "digits", "--subset", "200", "60", "--budget", "0.05",
                  "--eps", "16", "--targets", "1", "--restarts", "1", "--steps", "2", "--surrogate-epochs", "1",
                  "--seed", "0", "--out", str(out)]) == 0
-    assert main(["validate", "--poisoned", str(out), "--runs", "1", "--epochs", "1", "--out", str(report),
-                 "--quiet"]) == 0
-    assert "gradient-matching: poisoned 10 of 200" in capsys.readouterr().out
+    assert main(["validate", "--poisoned", str(out), "--runs", "2", "--epochs", "1", "--out", str(report),
+                 "--clean-control", "--quiet"]) == 0
+    printed = capsys.readouterr()
+    assert "gradient-matching: poisoned 10 of 200" in printed.out
     assert load_poisoned(out).attack["name"] == "gradient-matching" and report.is_file()
+    result = json.loads(report.read_text())
+    assert 0 < result["max_perturbation"] <= 16
+    # every victim and every control model is probed for the alignment of the poisons and of their originals
+    for part in (result, result["control"]):
+        for target in part["targets"]:
+            assert len(target["alignment"]) == len(target["alignment_unperturbed"]) == 2
+            assert all(-1 <= a <= 1 for a in target["alignment"] + target["alignment_unperturbed"])
+    assert "on clean-control models" in printed.err and "(unperturbed" in printed.err
+    assert "alignment on the surrogate" in printed.err

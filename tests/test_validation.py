@@ -97,3 +97,23 @@ def test_cli_missing_file_is_one_line_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("poisonlab: error:")
+
+
+def test_alignment_probes_follow_the_poison_indices(fake_poisoned):
+    from dataclasses import replace
+
+    from poisonlab.validation import poison_probes
+
+    record = {**fake_poisoned.attack, "poison_indices": [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]}
+    with_groups = replace(fake_poisoned, attack=record)
+    probes = poison_probes(with_groups)
+    assert [len(p["y"]) for p in probes] == [4, 4, 4] and "x_original" not in probes[0]
+    np.testing.assert_array_equal(probes[1]["x"], fake_poisoned.x_train[4:8])
+    out = validate_poisoned(with_groups, runs=1, config=TrainConfig(epochs=1, batch_size=32, seed=0))
+    assert all(len(t["alignment"]) == 1 and "alignment_unperturbed" not in t for t in out["targets"])
+    assert out["max_perturbation"] is None
+    # after a filter removed a poison the indices no longer describe the training split: no probes
+    keep = np.ones(len(fake_poisoned.y_train), dtype=bool)
+    keep[2] = False
+    assert poison_probes(with_groups.keep(keep)) is None
+    assert poison_probes(fake_poisoned) is None  # no poison_indices in the record

@@ -6,6 +6,13 @@ in a run when the model classifies it as its adversarial class. Clean accuracy i
 split without the targets. An optional clean-data control trains the same way on the training split
 with the poisons removed, which gives the base rate of a target being classified as its adversarial
 class without any poisons.
+
+For gradient-matching poisons (the attack record lists each target's poison indices) every trained model
+is also probed for the alignment the attack optimised: the cosine between the poisons' training gradient
+and the target's adversarial gradient (:func:`~poisonlab.attacks.gradient_matching.gradient_alignment`),
+for the poisoned images and, when the file keeps them, the unperturbed originals. On the clean-control
+models, which never saw the poisons and start from other initialisations, this measures how far the
+surrogate's alignment transfers to other models.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from poisonlab.attacks.gradient_matching import gradient_alignment
 from poisonlab.data.dataset import PoisonedDataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, metrics_from_predictions, predict_logits, train
@@ -43,21 +51,27 @@ def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: Train
         ``success_rate`` / ``success_rate_std`` (share of targets classified as their adversarial class,
         mean and sample standard deviation over runs; ``None`` without targets), ``clean_accuracy`` /
         ``clean_accuracy_std`` (test accuracy without the targets), ``targets`` (per target: index, true
-        label, adversarial class, per-run prediction, success and adversarial-class probability),
-        ``per_run``, ``seeds``, ``config``, ``n_poison``, ``attack`` and, if asked, ``control``.
+        label, adversarial class, per-run prediction, success and adversarial-class probability and, for
+        gradient-matching poisons, ``alignment`` / ``alignment_unperturbed`` per run), ``per_run``,
+        ``seeds``, ``config``, ``n_poison``, ``attack``, ``max_perturbation`` (largest pixel change in
+        units of 1/255, when the file keeps the original pixels) and, if asked, ``control``.
     """
     if runs < 1:
         raise PoisonlabError(f"runs must be >= 1, got {runs}")
     targets, adv_classes = attack_targets(poisoned)
+    probes = poison_probes(poisoned)
     result = _retrain_and_score(poisoned.x_train, poisoned.y_train, poisoned, targets, adv_classes,
-                                runs=runs, config=config, progress=progress, desc="victim")
+                                runs=runs, config=config, progress=progress, desc="victim", probes=probes)
+    perturbation = poisoned.perturbation()
     result.update(n_poison=poisoned.n_poison, n_train=int(len(poisoned.y_train)), attack=poisoned.attack,
-                  surrogate_seed_overlap=_seed_overlap(poisoned, result["seeds"]))
+                  surrogate_seed_overlap=_seed_overlap(poisoned, result["seeds"]),
+                  max_perturbation=int(np.abs(perturbation).max()) if perturbation is not None and len(perturbation)
+                  else None)
     if clean_control:
         keep = ~poisoned.is_poison
         result["control"] = _retrain_and_score(poisoned.x_train[keep], poisoned.y_train[keep], poisoned, targets,
                                                adv_classes, runs=runs, config=config, progress=progress,
-                                               desc="control")
+                                               desc="control", probes=probes)
         result["control"]["n_train"] = int(keep.sum())
     return result
 
@@ -76,13 +90,61 @@ def attack_targets(poisoned: PoisonedDataset) -> tuple[np.ndarray, np.ndarray]:
     return targets, adv_classes
 
 
+def describe_targets(result: dict[str, Any]) -> list[str]:
+    """One line per target of a :func:`validate_poisoned` result: runs won and, for gradient matching, the
+    alignment on the surrogate (1 - the crafting loss), on the victims and on the clean-control models
+    (mean over runs; the unperturbed originals' value in brackets)."""
+    lines = []
+    control = {t["index"]: t for t in result.get("control", {}).get("targets", [])}
+    crafted = (result.get("attack") or {}).get("alignment_loss") or []
+    for k, target in enumerate(result["targets"]):
+        line = (f"target #{target['index']} ({target['true_label']} -> {target['adversarial_class']}): "
+                f"{sum(target['success'])}/{len(target['success'])} runs")
+        if "control" in result and target["index"] in control:
+            line += f" (without poisons {sum(control[target['index']]['success'])})"
+        if k < len(crafted) and target.get("alignment"):
+            line += f"; alignment on the surrogate {1 - crafted[k]:.3f}"
+        for where, entry in (("victims", target), ("clean-control models", control.get(target["index"]))):
+            if entry and entry.get("alignment"):
+                line += f", on {where} {np.mean(entry['alignment']):.3f}"
+                if entry.get("alignment_unperturbed"):
+                    line += f" (unperturbed {np.mean(entry['alignment_unperturbed']):.3f})"
+        lines.append(line)
+    return lines
+
+
+def poison_probes(poisoned: PoisonedDataset) -> list[dict[str, np.ndarray]] | None:
+    """Per target, its poisons' images (``x``), labels (``y``) and, when kept, unperturbed images
+    (``x_original``), from the attack record's ``poison_indices``; ``None`` when the record has none or
+    they no longer match the training split (after a filter removed samples)."""
+    record = poisoned.attack or {}
+    groups = record.get("poison_indices")
+    if not groups or len(groups) != len(record.get("targets", [])):
+        return None
+    flat = np.concatenate([np.asarray(g, dtype=np.int64) for g in groups])
+    n = len(poisoned.y_train)
+    if len(flat) != poisoned.n_poison or flat.min() < 0 or flat.max() >= n or not poisoned.is_poison[flat].all():
+        return None
+    # row of each training index among the poisons, for original_pixels (stored in training-set order)
+    row = np.cumsum(poisoned.is_poison) - 1
+    probes = []
+    for group in groups:
+        idx = np.asarray(group, dtype=np.int64)
+        probe = {"x": poisoned.x_train[idx], "y": poisoned.y_train[idx]}
+        if poisoned.original_pixels is not None:
+            probe["x_original"] = poisoned.original_pixels[row[idx]]
+        probes.append(probe)
+    return probes
+
+
 def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDataset, targets: np.ndarray,
                        adv_classes: np.ndarray, *, runs: int, config: TrainConfig, progress: bool,
-                       desc: str) -> dict[str, Any]:
+                       desc: str, probes: list[dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
     others = np.ones(len(ds.y_test), dtype=bool)
     others[targets] = False
     seeds = [config.seed + r for r in range(runs)]
     per_run, predictions, adv_probs = [], [], []
+    alignment: dict[str, list[list[float]]] = {"alignment": [], "alignment_unperturbed": []}
     for seed in seeds:
         run_config = TrainConfig(**{**config.to_dict(), "seed": seed})
         trained = train(x_train, y_train, num_classes=ds.num_classes, config=run_config, progress=progress,
@@ -93,6 +155,13 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
         hits = pred[targets] == adv_classes
         predictions.append(pred[targets])
         adv_probs.append(_softmax(logits[targets])[np.arange(len(targets)), adv_classes])
+        if probes is not None:
+            for key, images in (("alignment", "x"), ("alignment_unperturbed", "x_original")):
+                if images in probes[0]:
+                    alignment[key].append([
+                        round(gradient_alignment(trained.model, probe[images], probe["y"],
+                                                 ds.x_test[t:t + 1], int(y_adv)), 4)
+                        for probe, t, y_adv in zip(probes, targets, adv_classes)])
         per_run.append({"seed": seed, "clean_accuracy": accuracy, "seconds": round(trained.seconds, 3),
                         "success_rate": float(hits.mean()) if len(targets) else None,
                         "successes": int(hits.sum())})
@@ -106,6 +175,7 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
             "predicted": preds, "success": [p == int(y_adv) for p in preds],
             "success_rate": float(np.mean([p == int(y_adv) for p in preds])),
             "adversarial_probability": [round(float(p[k]), 6) for p in adv_probs],
+            **{key: [run[k] for run in values] for key, values in alignment.items() if values},
         })
     return {
         "runs": runs, "seeds": seeds, "config": config.to_dict(),

@@ -46,10 +46,13 @@ class Attack(ABC):
         record = {"name": self.name, "params": self.params(), "seed": seed}
         if plan.extras:
             record.update(plan.extras)
+        is_poison = plan.is_poison.astype(bool)
+        changed = not np.array_equal(plan.x_train, dataset.x_train)
         return PoisonedDataset(
             name=dataset.name, x_train=plan.x_train, y_train=plan.y_train.astype(np.int64),
             x_test=dataset.x_test, y_test=dataset.y_test, classes=dataset.classes,
-            is_poison=plan.is_poison.astype(bool), original_labels=dataset.y_train.copy(), attack=record,
+            is_poison=is_poison, original_labels=dataset.y_train.copy(), attack=record,
+            original_pixels=dataset.x_train[is_poison].copy() if changed else None,
         )
 
     def params(self) -> dict[str, Any]:

@@ -278,6 +278,24 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
     return Brew(poisons=poisons, best_loss=round(best[0], 6), restart_losses=restart_losses, best_history=best[2])
 
 
+def gradient_alignment(model: nn.Module, x_poison: np.ndarray, y_poison: np.ndarray, x_target: np.ndarray,
+                       y_adv: int) -> float:
+    """Cosine, over all of ``model``'s parameters, between the poisons' training gradient and the gradient of
+    the target's adversarial loss: the quantity crafting maximises (1 - alignment loss), measured on any
+    model. On models the poisons were not crafted on it shows how well the alignment transfers; on the
+    unperturbed images it gives the baseline the attack starts from.
+
+    ``x_poison`` (P, C, H, W) and ``x_target`` (1, C, H, W) are uint8 images; ``y_poison`` their labels.
+    """
+    copied = _fp32_copy(model)
+    target = torch.tensor(np.asarray(x_target), dtype=torch.float32).div_(255.0)
+    target_grad = _target_gradient(copied, target, torch.tensor([int(y_adv)], dtype=torch.int64))
+    x = torch.tensor(np.asarray(x_poison), dtype=torch.float32).div_(255.0)
+    labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
+    loss = _alignment_loss([copied], [target_grad], x, labels, max_shift=0, generator=None, create_graph=False)
+    return float(1.0 - loss.item())
+
+
 def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
                tau: float, max_shift: int, generator: torch.Generator | None) -> tuple[torch.Tensor, list[float]]:
     """One restart of signed Adam from a random start; returns delta (P, C, H, W) and the loss per step."""
@@ -302,7 +320,7 @@ def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *
 
 
 def _alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor, *, max_shift: int,
-                    generator: torch.Generator | None) -> torch.Tensor:
+                    generator: torch.Generator | None, create_graph: bool = True) -> torch.Tensor:
     """Mean over surrogates of ``1 - cos(poison gradient, target gradient)``, differentiable in ``x``."""
     if max_shift > 0:
         x = random_translate(x, max_shift=max_shift, generator=generator)
@@ -311,7 +329,7 @@ def _alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor,
         params = [p for p in model.parameters() if p.requires_grad]
         poison_loss = F.cross_entropy(model(x), labels)
         # create_graph: the loss must be differentiated again, through these gradients, w.r.t. x
-        poison_grad = torch.autograd.grad(poison_loss, params, create_graph=True)
+        poison_grad = torch.autograd.grad(poison_loss, params, create_graph=create_graph)
         dot = sum((g * t).sum() for g, t in zip(poison_grad, target_grad))
         poison_norm = torch.sqrt(sum(g.pow(2).sum() for g in poison_grad))
         total = total + 1 - dot / (poison_norm * target_norm)

@@ -8,7 +8,7 @@ from pathlib import Path
 from poisonlab._io import write_json
 from poisonlab.cli.common import add_train_options, positive_int, status, train_config
 from poisonlab.data import load_poisoned
-from poisonlab.validation import validate_poisoned
+from poisonlab.validation import describe_targets, validate_poisoned
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,5 +41,9 @@ def _run(args: argparse.Namespace) -> int:
                    f"over {len(result['targets'])} target(s) x {args.runs} run(s); " + summary)
         if "control" in result:
             summary += f"; without poisons {100 * result['control']['success_rate']:.1f}%"
+    for line in describe_targets(result):
+        status(line)
+    if result.get("max_perturbation") is not None:
+        status(f"largest pixel change of any poison: {result['max_perturbation']}/255")
     status(f"{summary}; wrote {args.out}")
     return 0

@@ -90,11 +90,16 @@ class PoisonedDataset(Dataset):
         The training labels before the attack.
     attack : dict
         ``{"name": ..., "params": {...}, "seed": ...}`` and any attack-specific extras (JSON-able).
+    original_pixels : np.ndarray (N_poison, C, H, W) uint8 or None
+        The poisons' images before the attack, in training-set order (row ``k`` belongs to the ``k``-th
+        True of ``is_poison``); ``None`` when the attack changed no pixel (label flipping) or the file
+        predates it. With it the perturbations can be checked and studied from the file alone.
     """
 
     is_poison: np.ndarray = field(default=None)  # type: ignore[assignment]
     original_labels: np.ndarray = field(default=None)  # type: ignore[assignment]
     attack: dict = field(default_factory=dict)
+    original_pixels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,12 +112,25 @@ class PoisonedDataset(Dataset):
             raise PoisonlabError(f"original_labels must have length {n}")
         if n and (self.original_labels.min() < 0 or self.original_labels.max() >= self.num_classes):
             raise PoisonlabError("original_labels out of range")
+        if self.original_pixels is not None:
+            expected = (self.n_poison, *self.x_train.shape[1:])
+            if self.original_pixels.dtype != np.uint8 or self.original_pixels.shape != expected:
+                raise PoisonlabError(f"original_pixels must be a uint8 array {expected} (one image per poison), "
+                                     f"got {self.original_pixels.dtype} {self.original_pixels.shape}")
+            self.original_pixels.setflags(write=False)
         self.is_poison.setflags(write=False)
         self.original_labels.setflags(write=False)
 
     @property
     def n_poison(self) -> int:
         return int(self.is_poison.sum())
+
+    def perturbation(self) -> np.ndarray | None:
+        """Each poison's pixel change, ``poisoned - original`` as int16 (N_poison, C, H, W), or ``None``
+        without :attr:`original_pixels`."""
+        if self.original_pixels is None:
+            return None
+        return self.x_train[self.is_poison].astype(np.int16) - self.original_pixels.astype(np.int16)
 
     def clean(self) -> Dataset:
         """The plain dataset view of this one (poisoned training split, no ground truth)."""
@@ -122,8 +140,10 @@ class PoisonedDataset(Dataset):
     def keep(self, mask: np.ndarray) -> "PoisonedDataset":
         """Only the training samples where ``mask`` is True (a defense's filter)."""
         mask = np.asarray(mask, dtype=bool)
+        pixels = None if self.original_pixels is None else self.original_pixels[mask[self.is_poison]]
         return replace(self, x_train=self.x_train[mask], y_train=self.y_train[mask],
-                       is_poison=self.is_poison[mask], original_labels=self.original_labels[mask])
+                       is_poison=self.is_poison[mask], original_labels=self.original_labels[mask],
+                       original_pixels=pixels)
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` readable without pickle; the attack record is a JSON string."""
@@ -131,6 +151,8 @@ class PoisonedDataset(Dataset):
         arrays.update(is_poison=self.is_poison, original_labels=self.original_labels,
                       attack=np.asarray(json.dumps(self.attack, sort_keys=True)),
                       dataset_name=np.asarray(self.name))
+        if self.original_pixels is not None:
+            arrays["original_pixels"] = self.original_pixels
         save_npz(path, **arrays)
 
 

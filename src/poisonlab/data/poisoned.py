@@ -30,6 +30,7 @@ def load_poisoned(path: str | Path) -> PoisonedDataset:
     try:
         return PoisonedDataset(name=base.name, x_train=base.x_train, y_train=base.y_train, x_test=base.x_test,
                                y_test=base.y_test, classes=base.classes, is_poison=is_poison,
-                               original_labels=arrays["original_labels"].astype(np.int64), attack=attack)
+                               original_labels=arrays["original_labels"].astype(np.int64), attack=attack,
+                               original_pixels=arrays.get("original_pixels"))
     except PoisonlabError as exc:
         raise PoisonlabError(f"{path}: {exc}") from None
