@@ -116,4 +116,8 @@ def test_alignment_probes_follow_the_poison_indices(fake_poisoned):
     keep = np.ones(len(fake_poisoned.y_train), dtype=bool)
     keep[2] = False
     assert poison_probes(with_groups.keep(keep)) is None
+    # removing clean samples after the last poison leaves every index valid
+    keep = np.ones(len(fake_poisoned.y_train), dtype=bool)
+    keep[20:30] = False
+    np.testing.assert_array_equal(poison_probes(with_groups.keep(keep))[2]["x"], fake_poisoned.x_train[8:12])
     assert poison_probes(fake_poisoned) is None  # no poison_indices in the record

@@ -121,9 +121,8 @@ def poison_probes(poisoned: PoisonedDataset) -> list[dict[str, np.ndarray]] | No
     groups = record.get("poison_indices")
     if not groups or len(groups) != len(record.get("targets", [])):
         return None
-    flat = np.concatenate([np.asarray(g, dtype=np.int64) for g in groups])
-    n = len(poisoned.y_train)
-    if len(flat) != poisoned.n_poison or flat.min() < 0 or flat.max() >= n or not poisoned.is_poison[flat].all():
+    flat = np.sort(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups]))
+    if not np.array_equal(flat, np.flatnonzero(poisoned.is_poison)):  # indices of another (unfiltered) split
         return None
     # row of each training index among the poisons, for original_pixels (stored in training-set order)
     row = np.cumsum(poisoned.is_poison) - 1
