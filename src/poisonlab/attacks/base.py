@@ -47,7 +47,7 @@ class Attack(ABC):
         if plan.extras:
             record.update(plan.extras)
         is_poison = plan.is_poison.astype(bool)
-        changed = not np.array_equal(plan.x_train, dataset.x_train)
+        changed = not np.array_equal(plan.x_train[is_poison], dataset.x_train[is_poison])
         return PoisonedDataset(
             name=dataset.name, x_train=plan.x_train, y_train=plan.y_train.astype(np.int64),
             x_test=dataset.x_test, y_test=dataset.y_test, classes=dataset.classes,

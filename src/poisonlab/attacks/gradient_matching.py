@@ -40,7 +40,7 @@ from poisonlab.attacks import register
 from poisonlab.attacks.base import Attack, PoisonPlan, check_rate
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
-from poisonlab.training import TrainConfig, predict_logits, train
+from poisonlab.training import TrainConfig, predict_logits, to_tensor, train
 
 
 TARGET_SELECTIONS = ("random", "low-margin")
@@ -257,9 +257,8 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
         ``poisons`` (P, C, H, W) uint8 within ``eps`` (+ rounding) of ``x_poison``.
     """
     models = [_fp32_copy(m) for m in surrogates]
-    base = torch.tensor(np.asarray(x_poison), dtype=torch.float32).div_(255.0)
+    base, target = _unit_pixels(x_poison), _unit_pixels(x_target)
     labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
-    target = torch.tensor(np.asarray(x_target), dtype=torch.float32).div_(255.0)
     adv_label = torch.tensor([y_adv], dtype=torch.int64)
     target_grads = [_target_gradient(m, target, adv_label) for m in models]
 
@@ -288,11 +287,10 @@ def gradient_alignment(model: nn.Module, x_poison: np.ndarray, y_poison: np.ndar
     ``x_poison`` (P, C, H, W) and ``x_target`` (1, C, H, W) are uint8 images; ``y_poison`` their labels.
     """
     copied = _fp32_copy(model)
-    target = torch.tensor(np.asarray(x_target), dtype=torch.float32).div_(255.0)
-    target_grad = _target_gradient(copied, target, torch.tensor([int(y_adv)], dtype=torch.int64))
-    x = torch.tensor(np.asarray(x_poison), dtype=torch.float32).div_(255.0)
+    target_grad = _target_gradient(copied, _unit_pixels(x_target), torch.tensor([int(y_adv)], dtype=torch.int64))
     labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
-    loss = _alignment_loss([copied], [target_grad], x, labels, max_shift=0, generator=None, create_graph=False)
+    loss = _alignment_loss([copied], [target_grad], _unit_pixels(x_poison), labels, max_shift=0, generator=None,
+                           create_graph=False)
     return float(1.0 - loss.item())
 
 
@@ -355,6 +353,11 @@ def random_translate(x: torch.Tensor, *, max_shift: int, generator: torch.Genera
     batch = torch.arange(n).view(n, 1, 1, 1)
     channel = torch.arange(x.shape[1]).view(1, -1, 1, 1)
     return padded[batch, channel, rows, cols]
+
+
+def _unit_pixels(x: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, C, H, W) as float32 in [0, 1]."""
+    return to_tensor(x).to(torch.float32).div_(255.0)
 
 
 def _fp32_copy(model: nn.Module) -> nn.Module:
