@@ -24,8 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab._io import write_json
-from poisonlab.attacks import make_attack
+from poisonlab.attacks import TargetedRecord, make_attack
 from poisonlab.data import load_dataset, load_poisoned
+from poisonlab.defenses import FEATURE_KINDS, compute_features, make_detector, run_defense
+from poisonlab.errors import PoisonlabError
+from poisonlab.parallel import keep_freed_memory
 from poisonlab.training import TrainConfig
 from poisonlab.validation import describe_targets, validate_poisoned
 
@@ -37,9 +40,7 @@ QUICK = dict(dataset="digits", subset=(600, 200), budget=0.05, eps=16, targets=2
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    from poisonlab.parallel import keep_freed_memory  # noqa: PLC0415
-
-    keep_freed_memory()  # 30% less CPU time for crafting (no page faults on every step)
+    keep_freed_memory()  # less CPU time for crafting (no page faults on every step)
     settings = {**(QUICK if args.quick else FULL), **{k: v for k, v in vars(args).items()
                                                       if k in FULL and v is not None}}
     config = TrainConfig(epochs=settings["epochs"], seed=args.seed,
@@ -65,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         report["attack_seconds_total"] = round(time.perf_counter() - start, 3)
         if args.save_poisoned:
             poisoned.save(args.save_poisoned)
-    record = poisoned.attack
-    report["crafting_seconds_per_target"] = record["crafting_seconds"]
-    report["alignment_loss"] = record["alignment_loss"]
-    _say(f"crafted {poisoned.n_poison} poisons for {len(record['targets'])} targets; seconds per target "
-         f"{_fmt(record['crafting_seconds'])}; alignment loss {_fmt(record['alignment_loss'])}")
+    targeted = TargetedRecord.from_attack(poisoned.attack, required=True)
+    assert targeted is not None
+    report["crafting_seconds_per_target"] = poisoned.attack["crafting_seconds"]
+    report["alignment_loss"] = list(targeted.alignment_loss)
+    _say(f"crafted {poisoned.n_poison} poisons for {len(targeted.targets)} targets; seconds per target "
+         f"{_fmt(report['crafting_seconds_per_target'])}; alignment loss {_fmt(report['alignment_loss'])}")
 
     # 2. retrain fresh victims on the poisoned set: the undefended reference
     undefended = validate_poisoned(poisoned, runs=settings["runs"], config=config, clean_control=args.clean_control)
@@ -83,12 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     # 3. each defense: filter, retrain, validate again
     report["defenses"] = {}
     defenses = [] if args.no_defenses else _available(args.defenses)
-    feature_cache: dict = {}
+    features = (compute_features(args.features, poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes,
+                                 seed=args.seed, train_config=config) if defenses else None)
     for name in defenses:
-        from poisonlab.defenses.evaluate import run_defense  # noqa: PLC0415
-
-        detection = run_defense(poisoned, name, features=args.features, seed=args.seed, train_config=config,
-                                feature_cache=feature_cache)
+        detection = run_defense(poisoned, name, features=features[0], feature_info=features[1], seed=args.seed)
         filtered = poisoned.keep(detection.kept)
         after = validate_poisoned(filtered, runs=settings["runs"], config=config)
         m = detection.metrics
@@ -108,9 +108,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _available(names: list[str]) -> list[str]:
     """The requested defenses that are registered (others are being written; skip them with a note)."""
-    from poisonlab.defenses import make_detector  # noqa: PLC0415
-    from poisonlab.errors import PoisonlabError  # noqa: PLC0415
-
     available = []
     for name in names:
         try:
@@ -166,7 +163,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--target-selection", choices=("random", "low-margin"), default="random",
                    help="random targets (the reference protocol, default) or the surrogate's low-margin test "
                         "images with their runner-up class (pair with --clean-control)")
-    p.add_argument("--features", choices=("activations", "pixels", "pca"), default="activations",
+    p.add_argument("--features", choices=FEATURE_KINDS, default="activations",
                    help="feature space of every defense (default activations of a model trained on the poisoned set)")
     p.add_argument("--defenses", nargs="+", default=list(DEFENSES), help=f"default: {' '.join(DEFENSES)}")
     p.add_argument("--no-defenses", action="store_true", help="attack and validation only")

@@ -121,3 +121,16 @@ def test_alignment_probes_follow_the_poison_indices(fake_poisoned):
     keep[20:30] = False
     np.testing.assert_array_equal(poison_probes(with_groups.keep(keep))[2]["x"], fake_poisoned.x_train[8:12])
     assert poison_probes(fake_poisoned) is None  # no poison_indices in the record
+
+
+def test_one_run_has_no_spread_and_prints(fake_poisoned, tmp_path, capsys):
+    """A single run's standard deviation is unknown (None), as in results.json, and the CLI says so."""
+    single = validate_poisoned(fake_poisoned, runs=1, config=TrainConfig(epochs=1, batch_size=32, seed=0))
+    assert single["success_rate_std"] is None and single["clean_accuracy_std"] is None
+    path = tmp_path / "p.npz"
+    fake_poisoned.save(path)
+    assert main(["validate", "--poisoned", str(path), "--runs", "1", "--epochs", "1", "--out",
+                 str(tmp_path / "v.json"), "--quiet"]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "attack success" in last and "±" not in last
+    assert json.loads((tmp_path / "v.json").read_text())["clean_accuracy_std"] is None

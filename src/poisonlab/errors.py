@@ -1,5 +1,9 @@
 """The one exception type that the CLI turns into a single error line and exit code 2."""
 
 
-class PoisonlabError(Exception):
-    """A problem with the user's input or files, reported as one line without a traceback."""
+class PoisonlabError(ValueError):
+    """A problem with the user's input, files or parameters, reported as one line without a traceback.
+
+    A ``ValueError``, as scikit-learn tooling (``GridSearchCV``, ``check_estimator``) expects for bad
+    parameters.
+    """

@@ -1,8 +1,7 @@
 """Training jobs in worker processes: the experiment runner's way to use every core.
 
-A CPU training step of the paper CNN does not scale to two threads (about 1.6x the one-thread speed at
-batch 128 on the reference 2-core machine), while two one-thread trainings side by side use both cores
-fully. :class:`TrainPool` runs whole trainings in ``workers`` spawned processes with ``threads`` threads
+A CPU training step of the paper CNN scales poorly to two threads, while two one-thread trainings side by
+side use both cores fully (docs/measurements.md). :class:`TrainPool` runs whole trainings in ``workers`` spawned processes with ``threads`` threads
 each; ``workers=0`` runs them in this process, one after the other, with all of its threads.
 
 A job's result depends on its data, its :class:`~poisonlab.training.TrainConfig` and its thread count
@@ -13,14 +12,20 @@ processes through multiprocessing pipes; nothing is read from files here.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import torch
+
+from poisonlab.training import (TrainConfig, extract_features, metrics_from_predictions, predict_logits,
+                                train)
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,39 @@ class TrainJob:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
-    config: Any  # TrainConfig
+    config: TrainConfig
     label: str  # for progress lines, e.g. "[seed 0] retrain label-flip/pca"
-    features: bool = False  # also return the trained model's penultimate activations of x_train
+    activations: bool = False  # also return the trained model's penultimate activations of x_train
     threads: int | None = None  # threads for this job only (None: the worker's own count)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainOutcome:
+    """What one :class:`TrainJob` gives back.
+
+    Attributes
+    ----------
+    record : dict
+        The test metrics of :func:`~poisonlab.training.metrics_from_predictions` plus ``seconds``,
+        ``n_train``, ``epochs``, ``steps``, ``threads``, ``epoch_losses`` (JSON-able: a stage's record).
+    state : dict of str to np.ndarray
+        The trained weights (a state dict).
+    test_predictions : np.ndarray (N_test,) int16
+        The predicted class of every test image (targeted attacks ask about single test images).
+    activations : np.ndarray (N_train, D) float32 or None
+        The penultimate activations of the training images, with ``TrainJob.activations``.
+    activations_seconds : float or None
+        Their extraction time.
+    finished_wall : float
+        ``time.time()`` when the job ended, for the run's timeline.
+    """
+
+    record: dict[str, Any]
+    state: dict[str, np.ndarray]
+    test_predictions: np.ndarray
+    activations: np.ndarray | None
+    activations_seconds: float | None
+    finished_wall: float
 
 
 def auto_workers(cpu_count: int | None = None) -> int:
@@ -50,15 +84,9 @@ def threads_per_worker(workers: int, cpu_count: int | None = None) -> int:
     return max(1, cpus // workers) if workers > 0 else 0
 
 
-def run_job(job: TrainJob, progress: bool = False,
-            bars: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray | None]:
-    """Train and evaluate with ``job.threads`` threads (if set); return the test metrics (plus ``seconds``,
-    ``epoch_losses``, ``n_train``, ``threads`` and the ``test_predictions`` array), the trained weights as
-    NumPy arrays (a state dict) and, with ``job.features``, the activations of the training images
-    (``features_seconds`` in the metrics). ``progress``: a line per epoch on stderr; ``bars``: tqdm bars
-    instead (for a job in the terminal's own process)."""
-    import torch  # noqa: PLC0415
-
+def run_job(job: TrainJob, progress: bool = False, bars: bool = False) -> TrainOutcome:
+    """Train and evaluate with ``job.threads`` threads (if set). ``progress``: a line per epoch on stderr;
+    ``bars``: tqdm bars instead (for a job in the terminal's own process)."""
     def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
         if progress and not bars:
             print(f"poisonlab: {job.label}: epoch {epoch}/{epochs}, loss {loss:.4f} ({seconds:.1f} s)",
@@ -73,32 +101,24 @@ def run_job(job: TrainJob, progress: bool = False,
         torch.set_num_threads(own_threads)
 
 
-def _train_and_measure(job: TrainJob, bars: bool, on_epoch) -> tuple[dict[str, Any], dict[str, np.ndarray],
-                                                                    np.ndarray | None]:
-    import time  # noqa: PLC0415
-
-    import torch  # noqa: PLC0415
-
-    from poisonlab.training import extract_features, metrics_from_predictions, predict_logits, train  # noqa: PLC0415
-
+def _train_and_measure(job: TrainJob, bars: bool, on_epoch: Callable[[int, int, float, float], None]) -> TrainOutcome:
     result = train(job.x_train, job.y_train, num_classes=job.num_classes, config=job.config, progress=bars,
                    desc=job.label.split("] ", 1)[-1], on_epoch=on_epoch)
-    predictions = predict_logits(result.model, job.x_test, precision=job.config.resolved_precision()).argmax(axis=1)
+    precision = job.config.resolved_precision()
+    predictions = predict_logits(result.model, job.x_test, precision=precision).argmax(axis=1)
     record = metrics_from_predictions(job.y_test, predictions, num_classes=job.num_classes)
-    # every test prediction, for targeted attacks (is each target in its adversarial class?); the runner
-    # stores it as an array, not in the JSON record
-    record["test_predictions"] = predictions.astype(np.int16)
     record.update(seconds=round(result.seconds, 3), n_train=int(len(job.y_train)),
                   epochs=len(result.epoch_losses), steps=result.steps, threads=torch.get_num_threads(),
                   epoch_losses=[round(v, 5) for v in result.epoch_losses])
-    features = None
-    if job.features:
+    activations = activations_seconds = None
+    if job.activations:
         start = time.perf_counter()
-        features = extract_features(result.model, job.x_train, precision=job.config.resolved_precision())
-        record["features_seconds"] = round(time.perf_counter() - start, 3)
+        activations = extract_features(result.model, job.x_train, precision=precision)
+        activations_seconds = round(time.perf_counter() - start, 3)
     state = {k: v.detach().cpu().numpy() for k, v in result.model.state_dict().items()}
-    record["finished_wall"] = time.time()  # for the run's timeline; the runner takes it out of the record
-    return record, state, features
+    return TrainOutcome(record=record, state=state, test_predictions=predictions.astype(np.int16),
+                        activations=activations, activations_seconds=activations_seconds,
+                        finished_wall=time.time())
 
 
 def keep_freed_memory() -> bool:
@@ -107,16 +127,13 @@ def keep_freed_memory() -> bool:
     By default every allocation over a threshold (128 KiB, adapting up to 32 MiB) is its own ``mmap`` and
     goes back to the kernel when freed, so each training step's activations, each transferred array and
     each of scikit-learn's distance chunks is fresh memory that the kernel must fault in and zero page by
-    page. In a whole ``reproduce`` run that came to about 11 million page faults and 32 s of system
-    time. This turns ``mmap`` for allocations off and raises the trim threshold to 2 GiB: the heap
+    page (what that costs a ``reproduce`` run: docs/measurements.md). This turns ``mmap`` for allocations off and raises the trim threshold to 2 GiB: the heap
     keeps what it grew to (peak memory is unchanged, it is just not returned). It changes allocation,
     never results.
 
     Process-wide and irreversible, so only for processes poisonlab owns (the CLI, training workers).
     Returns False where it does not apply (not glibc).
     """
-    import ctypes  # noqa: PLC0415
-
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
@@ -126,18 +143,16 @@ def keep_freed_memory() -> bool:
 
 
 def _init_worker(threads: int) -> None:
-    import torch  # noqa: PLC0415
-
     keep_freed_memory()
     torch.set_num_threads(threads)
 
 
 def _warm_up() -> None:
-    import poisonlab.training  # noqa: F401, PLC0415  (torch, the model, oneDNN's first kernels)
+    """A first job that makes a spawned worker import this module (torch, the model) before real work."""
 
 
 class TrainPool:
-    """Runs :class:`TrainJob` s; ``submit`` returns a ``Future`` of :func:`run_job`'s result.
+    """Runs :class:`TrainJob` s; ``submit`` returns a ``Future`` of a :class:`TrainOutcome`.
 
     Parameters
     ----------
@@ -165,11 +180,9 @@ class TrainPool:
     def job_threads(self, *, last: bool = False) -> int:
         """The thread count a job runs with (part of what decides its numbers). ``last``: the run's final
         job, which gets every core: nothing is queued behind it, so the other workers would sit idle
-        while it trains alone (about 17 s of a 2-core ``reproduce``)."""
+        while it trains alone."""
         if self._executor is not None:
             return max(self.threads, os.cpu_count() or 1) if last else self.threads
-        import torch  # noqa: PLC0415
-
         return torch.get_num_threads()
 
     def submit(self, job: TrainJob) -> Future:

@@ -1,8 +1,8 @@
-"""Name -> class registries for attacks and defenses, filled lazily by importing their modules."""
+"""Name -> class registries, written out explicitly in each package face (``poisonlab.attacks``,
+``poisonlab.defenses``, ``poisonlab.models``), so that what exists is visible in one place."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -12,44 +12,40 @@ T = TypeVar("T")
 
 
 class Registry(Mapping[str, type[T]], Generic[T]):
-    """A read-only mapping of registered names to classes.
+    """A read-only mapping of registered names to classes; ``make`` builds one and turns unknown names and
+    parameters into :class:`PoisonlabError`.
 
-    The modules listed in ``modules`` (inside ``package``) register their classes when imported; the
-    first lookup imports them all, so ``import poisonlab.defenses`` stays cheap and free of cycles.
+    Parameters
+    ----------
+    kind : str
+        What the entries are, for error messages ("attack", "defense", "model").
+    items : mapping of str to class
+        The entries, in the order ``--help`` and listings show them.
     """
 
-    def __init__(self, kind: str, package: str, modules: tuple[str, ...]) -> None:
+    def __init__(self, kind: str, items: Mapping[str, type[T]]) -> None:
         self.kind = kind
-        self._package = package
-        self._modules = modules
-        self._items: dict[str, type[T]] = {}
-        self._loaded = False
-
-    def add(self, name: str, cls: type[T]) -> type[T]:
-        self._items[name] = cls
-        return cls
-
-    def _load(self) -> dict[str, type[T]]:
-        if not self._loaded:
-            self._loaded = True
-            for module in self._modules:
-                importlib.import_module(f"{self._package}.{module}")
-        return self._items
+        self._items = dict(items)
 
     def __getitem__(self, name: str) -> type[T]:
-        return self._load()[name]
+        return self._items[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
+        return iter(self._items)
 
     def __len__(self) -> int:
-        return len(self._load())
+        return len(self._items)
+
+    def check_name(self, name: str) -> type[T]:
+        """The class registered as ``name``; an unknown name is a user error that lists the known ones."""
+        if name not in self._items:
+            raise PoisonlabError(f"unknown {self.kind} {name!r}; choose one of {', '.join(sorted(self._items))}")
+        return self._items[name]
 
     def make(self, name: str, **params: Any) -> T:
         """An instance of the class registered as ``name``; unknown names and parameters are user errors."""
-        if name not in self:
-            raise PoisonlabError(f"unknown {self.kind} {name!r}; choose one of {', '.join(sorted(self))}")
+        cls = self.check_name(name)
         try:
-            return self[name](**params)
+            return cls(**params)
         except TypeError as exc:
             raise PoisonlabError(f"{self.kind} {name!r}: {exc}") from None

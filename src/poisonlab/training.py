@@ -7,19 +7,30 @@ seed gives the same weights and metrics on the same machine and thread count.
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from poisonlab import __version__
 from poisonlab._io import atomic_path, write_json
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import build_model, count_parameters
+
+# ``TrainConfig.precision``: bf16 autocast, plain float32, or bf16 where the CPU has native support
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+# the arithmetic of a forward pass at inference (a resolved precision)
+INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class TrainConfig:
         NHWC memory format for the convolutions (faster on CPU).
     precision : str
         ``"bf16"``: bfloat16 autocast for the forward and backward passes, float32 weights and optimizer
-        (about 2.5x faster on CPUs with AVX-512 BF16 or AMX); ``"fp32"``: plain float32; ``"auto"``: bf16
+        (faster on CPUs with AVX-512 BF16 or AMX, see docs/measurements.md); ``"fp32"``: plain float32; ``"auto"``: bf16
         where the CPU has native support, else fp32. :func:`evaluate` and :func:`extract_features` take the
         same choice (``precision=config.resolved_precision()``); they default to float32.
     steps : int or None
@@ -65,8 +76,8 @@ class TrainConfig:
     steps: int | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise PoisonlabError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise PoisonlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.epochs < 1:
             raise PoisonlabError(f"epochs must be >= 1, got {self.epochs}")
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
@@ -125,8 +136,8 @@ def epoch_steps(n: int, batch_size: int) -> int:
 
 def pixel_stats(x: np.ndarray) -> tuple[float, float]:
     """Exact mean and (population) standard deviation of all pixels, in [0, 1] units (rounded to 4
-    decimals). uint8 images go through a 256-bin histogram: exact, and 7x faster than float64 sums on
-    all of MNIST (0.14 s against 0.96 s), which every training pays."""
+    decimals). uint8 images go through a 256-bin histogram: exact, and cheaper than float64 sums, which
+    every training pays."""
     x = np.asarray(x)
     if x.dtype == np.uint8:
         counts = np.bincount(x.reshape(-1), minlength=256).astype(np.float64)
@@ -209,16 +220,75 @@ def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 500, pr
 
 
 @torch.inference_mode()
-def extract_features(model: nn.Module, x: np.ndarray, *, batch_size: int = 500, precision: str = "fp32") -> np.ndarray:
-    """Penultimate activations (N, D) float32 of a model with a ``features`` method."""
-    if not hasattr(model, "features"):
-        raise PoisonlabError(f"{type(model).__name__} has no features() method for activations")
-    return _run(model, x, batch_size, lambda m, xb: m.features(xb), precision)
+def extract_features(model: nn.Module, x: np.ndarray, *, layer: str | nn.Module | None = None, batch_size: int = 500,
+                     precision: str = "fp32") -> np.ndarray:
+    """Activations (N, D) float32 of uint8 images ``x`` (N, C, H, W), for any ``torch.nn.Module``.
+
+    The model gets float pixels in [0, 1] (what :func:`train` feeds it; normalisation is the model's own
+    business), a grey batch repeated to ``model.in_channels`` when the model has that attribute.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    x : np.ndarray (N, C, H, W) uint8
+    layer : str, torch.nn.Module or None
+        Which activations:
+
+        - ``None``: the model's ``penultimate(x)`` method when it has one (every poisonlab model: the
+          layer before the classifier head), else the input of the model's last ``nn.Linear`` (the
+          penultimate representation of a classifier that ends in a linear head).
+        - a name from ``model.named_modules()`` (e.g. ``"layer4"``, ``"fc1"``) or a submodule itself: that
+          module's output, flattened to (N, D).
+    batch_size : int
+    precision : {"fp32", "bf16"}
+        The forward pass's arithmetic; bf16 is what a model trained with bf16 autocast saw.
+    """
+    if layer is None and callable(getattr(model, "penultimate", None)):
+        return _run(model, x, batch_size, lambda m, xb: m.penultimate(xb), precision)
+    if layer is None:
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if not linears:
+            raise PoisonlabError(f"{type(model).__name__} has no penultimate() method and no nn.Linear layer; "
+                                 "name the layer whose activations to take (layer=...)")
+        module, take_input = linears[-1], True
+    else:
+        module, take_input = _find_layer(model, layer), False
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        captured.append(inputs[0] if take_input else output)
+
+    def run(m: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        captured.clear()
+        m(xb)
+        if not captured:
+            raise PoisonlabError(f"layer {layer!r} did not run in the model's forward pass")
+        return torch.flatten(captured[-1], 1)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        return _run(model, x, batch_size, run, precision)
+    finally:
+        handle.remove()
+
+
+def _find_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+    """``layer`` as a submodule of ``model``: itself when it is one, else looked up by name."""
+    modules = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in modules.values()):
+            raise PoisonlabError(f"layer {type(layer).__name__} is not a submodule of {type(model).__name__}")
+        return layer
+    if layer not in modules or not layer:
+        names = [n for n in modules if n]
+        raise PoisonlabError(f"{type(model).__name__} has no layer {layer!r}; its layers: {', '.join(names[:20])}"
+                             + (" ..." if len(names) > 20 else ""))
+    return modules[layer]
 
 
 def _run(model: nn.Module, x: np.ndarray, batch_size: int, fn, precision: str = "fp32") -> np.ndarray:
-    if precision not in ("fp32", "bf16"):
-        raise PoisonlabError(f"precision must be fp32 or bf16, got {precision!r}")
+    if precision not in INFERENCE_PRECISIONS:
+        raise PoisonlabError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {precision!r}")
     was_training = model.training
     model.eval()
     in_channels = getattr(model, "in_channels", x.shape[1])
@@ -263,16 +333,13 @@ def describe_model(model: nn.Module) -> dict[str, Any]:
 
 def save_weights(model: nn.Module, path: str | Path) -> None:
     """Write the state dict as safetensors, atomically (no pickle in the file)."""
-    from safetensors.torch import save_file  # noqa: PLC0415
-
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp))
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    from safetensors.torch import load_file  # noqa: PLC0415
-
+    """Load safetensors weights (no pickle) into ``model``; a missing or mismatched file is a user error."""
     try:
         model.load_state_dict(load_file(str(path)))
     except Exception as exc:
@@ -280,12 +347,43 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     return model
 
 
+def rebuild_model(config: TrainConfig, image_shape: tuple[int, ...], num_classes: int,
+                  weights: Mapping[str, np.ndarray] | str | Path) -> nn.Module:
+    """The model :func:`train` builds with ``config`` for images of ``image_shape`` (C, H, W), holding
+    ``weights`` (a state dict of NumPy arrays, or a ``.safetensors`` file), in eval mode.
+
+    The one way a trained model is brought back: from a worker's result, a stage on disk or a surrogate file.
+    """
+    model = build_model(config.model, in_channels=config.in_channels, image_size=image_shape[-1],
+                        num_classes=num_classes)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if isinstance(weights, Mapping):
+        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()})
+    else:
+        if not Path(weights).is_file():
+            raise PoisonlabError(f"{weights}: no such file")
+        load_weights(model, weights)
+    return model.eval()
+
+
+def machine_info(precision: str = "auto") -> dict[str, Any]:
+    """Where numbers were measured: platform, CPU model, cores, torch threads, Python, resolved precision."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "threads": torch.get_num_threads(), "python": sys.version.split()[0],
+            "precision": TrainConfig(precision=precision).resolved_precision()}
+
+
 def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = True) -> dict[str, Any]:
     """Train on ``ds``, evaluate on its test split, write ``out/metrics.json`` and ``out/model.safetensors``."""
-    import platform  # noqa: PLC0415
-
-    from poisonlab import __version__  # noqa: PLC0415
-
     result = train(ds.x_train, ds.y_train, num_classes=ds.num_classes, config=config, progress=progress)
     metrics = evaluate(result.model, ds.x_test, ds.y_test, num_classes=ds.num_classes,
                        precision=config.resolved_precision())
@@ -294,8 +392,7 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
         seed=config.seed, images_per_second=round(result.images_per_second, 1), epoch_losses=result.epoch_losses,
         dataset=ds.name, n_train=int(len(ds.y_train)), classes=list(ds.classes), config=config.to_dict(),
         precision=config.resolved_precision(), poisonlab_version=__version__, torch_version=torch.__version__,
-        machine={"platform": platform.platform(), "processor": platform.processor(),
-                 "threads": torch.get_num_threads()},
+        machine=machine_info(config.precision),
     )
     if getattr(ds, "attack", None):
         metrics["attack"] = ds.attack
@@ -303,3 +400,8 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
     save_weights(result.model, out / "model.safetensors")
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_supported", "describe_model", "epoch_steps", "evaluate",
+           "extract_features", "load_weights", "machine_info", "metrics_from_predictions", "pixel_stats",
+           "predict_logits", "rebuild_model", "save_weights", "to_tensor", "train", "train_and_record"]

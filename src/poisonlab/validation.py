@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from poisonlab.attacks.gradient_matching import gradient_alignment
+from poisonlab.attacks import ATTACKS, TargetedRecord, gradient_alignment
 from poisonlab.data.dataset import PoisonedDataset
 from poisonlab.errors import PoisonlabError
+from poisonlab.results import mean_std
 from poisonlab.training import TrainConfig, metrics_from_predictions, predict_logits, train
 
 
@@ -49,9 +50,9 @@ def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: Train
     -------
     dict
         ``success_rate`` / ``success_rate_std`` (share of targets classified as their adversarial class,
-        mean and sample standard deviation over runs; ``None`` without targets), ``clean_accuracy`` /
-        ``clean_accuracy_std`` (test accuracy without the targets), ``targets`` (per target: index, true
-        label, adversarial class, per-run prediction, success and adversarial-class probability and, for
+        mean and sample standard deviation over runs; ``None`` without targets, and the std ``None`` for
+        a single run), ``clean_accuracy`` / ``clean_accuracy_std`` (test accuracy without the targets),
+        ``targets`` (per target: index, true label, adversarial class, per-run prediction, success and adversarial-class probability and, for
         gradient-matching poisons, ``alignment`` / ``alignment_unperturbed`` per run), ``per_run``,
         ``seeds``, ``config``, ``n_poison``, ``attack``, ``max_perturbation`` (largest pixel change in
         units of 1/255, when the file keeps the original pixels) and, if asked, ``control``.
@@ -76,18 +77,22 @@ def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: Train
     return result
 
 
+def targeted_record(poisoned: PoisonedDataset) -> TargetedRecord | None:
+    """The attack record's targets, checked against the dataset; ``None`` for an untargeted attack."""
+    name = (poisoned.attack or {}).get("name")
+    required = name in ATTACKS and ATTACKS[name].targeted
+    record = TargetedRecord.from_attack(poisoned.attack, required=required)
+    if record is not None:
+        record.check_dataset(len(poisoned.y_test), poisoned.num_classes)
+    return record
+
+
 def attack_targets(poisoned: PoisonedDataset) -> tuple[np.ndarray, np.ndarray]:
     """Target test indices (T,) and their adversarial classes (T,) from the attack record (empty if none)."""
-    record = poisoned.attack or {}
-    targets = np.asarray(record.get("targets", []), dtype=np.int64)
-    adv_classes = np.asarray(record.get("adversarial_classes", []), dtype=np.int64)
-    if len(targets) != len(adv_classes):
-        raise PoisonlabError(f"attack record has {len(targets)} targets but {len(adv_classes)} adversarial classes")
-    if len(targets) and (targets.min() < 0 or targets.max() >= len(poisoned.y_test)):
-        raise PoisonlabError("attack record names target indices outside the test split")
-    if len(adv_classes) and (adv_classes.min() < 0 or adv_classes.max() >= poisoned.num_classes):
-        raise PoisonlabError("attack record names adversarial classes outside the label range")
-    return targets, adv_classes
+    record = targeted_record(poisoned)
+    if record is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return record.target_array(), record.adversarial_array()
 
 
 def describe_targets(result: dict[str, Any]) -> list[str]:
@@ -96,7 +101,8 @@ def describe_targets(result: dict[str, Any]) -> list[str]:
     (mean over runs; the unperturbed originals' value in brackets)."""
     lines = []
     control = {t["index"]: t for t in result.get("control", {}).get("targets", [])}
-    crafted = (result.get("attack") or {}).get("alignment_loss") or []
+    targeted = TargetedRecord.from_attack(result.get("attack"))
+    crafted = targeted.alignment_loss if targeted is not None else ()
     for k, target in enumerate(result["targets"]):
         line = (f"target #{target['index']} ({target['true_label']} -> {target['adversarial_class']}): "
                 f"{sum(target['success'])}/{len(target['success'])} runs")
@@ -117,9 +123,9 @@ def poison_probes(poisoned: PoisonedDataset) -> list[dict[str, np.ndarray]] | No
     """Per target, its poisons' images (``x``), labels (``y``) and, when kept, unperturbed images
     (``x_original``), from the attack record's ``poison_indices``; ``None`` when the record has none or
     they no longer match the training split (after a filter removed samples)."""
-    record = poisoned.attack or {}
-    groups = record.get("poison_indices")
-    if not groups or len(groups) != len(record.get("targets", [])):
+    record = targeted_record(poisoned)
+    groups = record.poison_indices if record is not None else ()
+    if not groups:
         return None
     flat = np.sort(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups]))
     if not np.array_equal(flat, np.flatnonzero(poisoned.is_poison)):  # indices of another (unfiltered) split
@@ -164,8 +170,8 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
         per_run.append({"seed": seed, "clean_accuracy": accuracy, "seconds": round(trained.seconds, 3),
                         "success_rate": float(hits.mean()) if len(targets) else None,
                         "successes": int(hits.sum())})
-    success = [r["success_rate"] for r in per_run]
-    accuracy = [r["clean_accuracy"] for r in per_run]
+    success_rate, success_std = mean_std([r["success_rate"] for r in per_run])
+    accuracy, accuracy_std = mean_std([r["clean_accuracy"] for r in per_run])
     per_target = []
     for k, (index, y_adv) in enumerate(zip(targets, adv_classes)):
         preds = [int(p[k]) for p in predictions]
@@ -178,16 +184,17 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
         })
     return {
         "runs": runs, "seeds": seeds, "config": config.to_dict(),
-        "success_rate": _mean(success) if len(targets) else None,
-        "success_rate_std": _std(success) if len(targets) else None,
-        "clean_accuracy": _mean(accuracy), "clean_accuracy_std": _std(accuracy),
+        "success_rate": success_rate if len(targets) else None,
+        "success_rate_std": success_std if len(targets) else None,
+        "clean_accuracy": accuracy, "clean_accuracy_std": accuracy_std,
         "targets": per_target, "per_run": per_run,
     }
 
 
 def _seed_overlap(poisoned: PoisonedDataset, seeds: list[int]) -> list[int]:
     """Validation seeds equal to a surrogate's: such a run is not an independent victim."""
-    surrogate = {s for s in (poisoned.attack or {}).get("surrogate_seeds", []) if isinstance(s, int)}
+    record = targeted_record(poisoned)
+    surrogate = {s for s in (record.surrogate_seeds if record is not None else ()) if isinstance(s, int)}
     return sorted(surrogate.intersection(seeds))
 
 
@@ -195,12 +202,3 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax of (N, K) logits."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _mean(values: list[float]) -> float:
-    return float(np.mean(values))
-
-
-def _std(values: list[float]) -> float:
-    """Sample standard deviation (ddof=1); 0 for a single run."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0

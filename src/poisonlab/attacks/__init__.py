@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from poisonlab.attacks.base import Attack, PoisonPlan
+from poisonlab.attacks.fgsm import FGSM, fgsm_images
+from poisonlab.attacks.gradient_matching import GradientMatching, brew_poisons, gradient_alignment
+from poisonlab.attacks.label_flip import LABEL_FLIP_PAPER_PRESET, LabelFlip
+from poisonlab.attacks.targeted import TargetedRecord
 from poisonlab.registry import Registry
 
-# name -> Attack subclass; each module listed here registers its attack when imported.
-ATTACKS: Registry[Attack] = Registry("attack", "poisonlab.attacks", ("label_flip", "fgsm", "gradient_matching"))
-
-
-def register(cls: type[Attack]) -> type[Attack]:
-    return ATTACKS.add(cls.name, cls)
+ATTACKS: Registry[Attack] = Registry("attack", {cls.name: cls for cls in (LabelFlip, FGSM, GradientMatching)})
 
 
 def make_attack(name: str, **params: Any) -> Attack:
-    """An attack by registered name, e.g. ``make_attack("label-flip", rate=0.1)``."""
-    return ATTACKS.make(name, **params)
+    """An attack by registered name with checked parameters, e.g. ``make_attack("label-flip", rate=0.1)``."""
+    return ATTACKS.make(name, **params).check_params()
 
 
-__all__ = ["ATTACKS", "Attack", "PoisonPlan", "make_attack", "register"]
+__all__ = ["ATTACKS", "Attack", "FGSM", "GradientMatching", "LABEL_FLIP_PAPER_PRESET", "LabelFlip", "PoisonPlan",
+           "TargetedRecord", "brew_poisons", "fgsm_images", "gradient_alignment", "make_attack"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,20 +26,25 @@ class PoisonPlan:
 class Attack(ABC):
     """Base of every attack. Subclasses are dataclasses of their parameters and implement ``_craft``.
 
-    ``poison`` validates, never mutates its input, and returns a :class:`PoisonedDataset` whose
-    ``is_poison`` mask and ``original_labels`` are the ground truth for every later metric.
+    ``poison`` checks, never mutates its input, and returns a :class:`PoisonedDataset` whose
+    ``is_poison`` mask and ``original_labels`` are the ground truth for every later metric. Parameters
+    are checked twice over: ``check_params`` without data (a config is refused before anything is
+    loaded or trained), ``check_dataset`` against the data the attack is about to poison.
     """
 
     name: str = ""
     # whether ``poison`` uses a trained surrogate ``model`` (the runner then trains the clean model first)
     uses_model: bool = False
+    # whether the attack aims at chosen test images (its record then holds a TargetedRecord)
+    targeted: bool = False
 
     def poison(self, dataset: Dataset, *, seed: int = 0, model: Any = None) -> PoisonedDataset:
         """Attack ``dataset``'s training split. ``model``: a trained surrogate for attacks that need
         one (FGSM, gradient matching); when ``None`` they train their own on the clean data."""
         if isinstance(dataset, PoisonedDataset):
             raise PoisonlabError("dataset is already poisoned; attack the clean dataset")
-        self.validate(dataset)
+        self.check_params()
+        self.check_dataset(dataset)
         rng = np.random.default_rng(seed)
         plan = self._craft(dataset, rng=rng, seed=seed, model=model)
         if plan.x_train.shape != dataset.x_train.shape or plan.x_train.dtype != np.uint8:
@@ -58,8 +64,14 @@ class Attack(ABC):
     def params(self) -> dict[str, Any]:
         return asdict(self) if hasattr(self, "__dataclass_fields__") else {}
 
-    def validate(self, dataset: Dataset) -> None:
-        """Raise :class:`PoisonlabError` for parameters that cannot work on ``dataset``."""
+    def check_params(self) -> "Attack":
+        """Raise :class:`PoisonlabError` (naming the parameter) for a parameter of the wrong type or out of
+        range, without looking at any data; returns ``self``."""
+        return self
+
+    def check_dataset(self, dataset: Dataset) -> None:
+        """Raise :class:`PoisonlabError` for parameters that cannot work on ``dataset`` (class indices out of
+        range, a budget that gives no poison)."""
 
     @abstractmethod
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
@@ -71,6 +83,24 @@ def exact_count(rate: float, n_eligible: int) -> int:
     return int(round(rate * n_eligible))
 
 
-def check_rate(rate: float, what: str = "rate") -> None:
+def check_rate(rate: Any, what: str = "rate") -> None:
     if isinstance(rate, bool) or not (isinstance(rate, (int, float)) and 0 < rate <= 1):
         raise PoisonlabError(f"{what} must be in (0, 1], got {rate!r}")
+
+
+def check_int(value: Any, what: str, *, minimum: int = 1) -> None:
+    """An integer (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise PoisonlabError(f"{what} must be {kind}, got {value!r}")
+
+
+def check_number(value: Any, what: str, *, low: float = 0.0, high: float = math.inf, low_open: bool = True) -> None:
+    """A finite real number in ``(low, high]`` (``[low, high]`` when not ``low_open``)."""
+    ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) \
+        and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]" if math.isfinite(high) else \
+            ("a positive number" if low == 0 and low_open else f">= {low:g}")
+        kind = interval if interval.startswith(("a ", ">")) else f"in {interval}"
+        raise PoisonlabError(f"{what} must be {kind}, got {value!r}")

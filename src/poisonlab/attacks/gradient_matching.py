@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poisonlab.attacks import register
-from poisonlab.attacks.base import Attack, PoisonPlan, check_rate
+from poisonlab.attacks.base import Attack, PoisonPlan, check_int, check_number, check_rate
+from poisonlab.attacks.targeted import TargetedRecord
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, predict_logits, to_tensor, train
@@ -47,7 +47,6 @@ TARGET_SELECTIONS = ("random", "low-margin")
 LOW_MARGIN_SHARE = 0.05  # "low-margin" targets: the lowest 5% of logit margins among correct test images
 
 
-@register
 @dataclass(frozen=True)
 class GradientMatching(Attack):
     """Witches' Brew gradient matching: poisons of class ``y_adv`` whose gradient mimics a target's.
@@ -100,21 +99,23 @@ class GradientMatching(Attack):
 
     name: ClassVar[str] = "gradient-matching"
     uses_model: ClassVar[bool] = True
+    targeted: ClassVar[bool] = True
 
-    def validate(self, dataset: Dataset) -> None:
+    def check_params(self) -> "GradientMatching":
         check_rate(self.budget, "budget")
-        if not 0 < self.eps <= 1:
-            raise PoisonlabError(f"eps must be in (0, 1] (pixel units / 255), got {self.eps!r}")
+        check_number(self.eps, "eps (in [0, 1] pixel units, i.e. E/255)", high=1.0)
         for what in ("targets", "restarts", "steps", "ensemble", "surrogate_epochs"):
-            if int(getattr(self, what)) < 1:
-                raise PoisonlabError(f"{what} must be >= 1, got {getattr(self, what)!r}")
-        if not self.tau > 0:
-            raise PoisonlabError(f"tau must be > 0, got {self.tau!r}")
+            check_int(getattr(self, what), what)
+        check_number(self.tau, "tau")
         if self.target_selection not in TARGET_SELECTIONS:
             raise PoisonlabError(f"target_selection must be one of {', '.join(TARGET_SELECTIONS)}, "
                                  f"got {self.target_selection!r}")
-        if self.max_shift < 0:
-            raise PoisonlabError(f"max_shift must be >= 0, got {self.max_shift!r}")
+        if not isinstance(self.augment, bool):
+            raise PoisonlabError(f"augment must be true or false, got {self.augment!r}")
+        check_int(self.max_shift, "max_shift", minimum=0)
+        return self
+
+    def check_dataset(self, dataset: Dataset) -> None:
         per_target = int(round(self.budget * len(dataset.y_train)))
         if per_target < 1:
             raise PoisonlabError(f"budget {self.budget} gives no poison on {len(dataset.y_train)} training images; "
@@ -146,18 +147,18 @@ class GradientMatching(Attack):
             restart_losses.append(brew.restart_losses)
             histories.append(brew.best_history)
 
+        targeted = TargetedRecord(
+            targets=tuple(int(t) for t in targets), adversarial_classes=tuple(int(c) for c in adv_classes),
+            true_labels=tuple(int(c) for c in true_labels),
+            poison_indices=tuple(tuple(int(i) for i in idx) for idx in poison_sets),
+            alignment_loss=tuple(losses), surrogate_seeds=tuple(surrogate_seeds))
         extras = {
-            "targets": [int(t) for t in targets],
-            "target_true_labels": [int(c) for c in true_labels],
-            "adversarial_classes": [int(c) for c in adv_classes],
+            **targeted.to_record(),
             "target_selection": self.target_selection,
             "target_margins": [round(float(m), 4) for m in margins],
-            "poison_indices": [[int(i) for i in idx] for idx in poison_sets],
-            "alignment_loss": losses,
             "alignment_loss_per_restart": restart_losses,
             "alignment_loss_history": histories,
             "crafting_seconds": seconds,
-            "surrogate_seeds": surrogate_seeds,
             "surrogate_seconds": surrogate_seconds,
         }
         return PoisonPlan(x_train=x_new, y_train=dataset.y_train.copy(), is_poison=is_poison, extras=extras)

@@ -7,15 +7,16 @@ Every subcommand lives in its own module with a ``register(subparsers)`` functio
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from typing import Sequence
 
 from poisonlab import __version__
+from poisonlab.cli import attack, data, detect, reproduce, train, validate
 from poisonlab.errors import PoisonlabError
+from poisonlab.parallel import keep_freed_memory
 
 # Order is the order of ``poisonlab --help``.
-COMMAND_MODULES = ("data", "train", "attack", "detect", "validate", "reproduce")
+COMMANDS = (data, train, attack, detect, validate, reproduce)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,21 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"poisonlab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"poisonlab.cli.{name}").register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``poisonlab`` program. Without ``argv`` (the console script, ``python -m poisonlab.cli``) the
-    process is ours, so glibc is told to keep freed memory (:func:`poisonlab.parallel.keep_freed_memory`:
-    30% less CPU time for gradient-matching crafting, 27 s less system time per ``reproduce``);
+    process is ours, so glibc is told to keep freed memory (:func:`poisonlab.parallel.keep_freed_memory`);
     a caller passing ``argv`` keeps its allocator as it is."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if argv is None:
-        from poisonlab.parallel import keep_freed_memory  # noqa: PLC0415
-
         keep_freed_memory()
     try:
         return int(args.func(args) or 0)

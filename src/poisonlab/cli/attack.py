@@ -1,24 +1,37 @@
-"""``poisonlab attack label-flip|fgsm``: poison a dataset's training split and write a poisoned ``.npz``.
+"""``poisonlab attack NAME``: poison a dataset's training split and write a poisoned ``.npz``.
 
-Each attack is one subcommand: a function that adds its options and a function that turns the parsed
-options into the attack's parameters; adding an attack means adding one entry to ``_ATTACK_COMMANDS``.
-An attack whose command needs its own runner lives in a module of its own with a
-``register_attack_subcommand(subparsers)`` function, named in ``_ATTACK_COMMAND_MODULES``.
+Every attack goes through one path (:func:`_run`): load the data, make the attack from its options,
+load a surrogate if one is given, poison, save, report. An attack's command is one
+:class:`AttackCommand` in ``ATTACK_COMMANDS``: its help, its options, how they become the attack's
+parameters, and what to say about the result.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from poisonlab.attacks import make_attack
+from poisonlab.attacks import TargetedRecord, make_attack
 from poisonlab.attacks.fgsm import EPS_UNITS
+from poisonlab.attacks.gradient_matching import TARGET_SELECTIONS
 from poisonlab.attacks.label_flip import PRESETS
-from poisonlab.cli.common import add_dataset_options, fraction, load_from_args, positive_float, positive_int, status
-from poisonlab.data import Dataset
-from poisonlab.errors import PoisonlabError
+from poisonlab.cli.common import (add_dataset_options, fraction, load_from_args, load_surrogate, positive_float,
+                                  positive_int, status)
+from poisonlab.data import PoisonedDataset
+
+
+@dataclass(frozen=True)
+class AttackCommand:
+    """The command line of one registered attack."""
+
+    help: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    to_params: Callable[[argparse.Namespace], dict[str, Any]]
+    describe: Callable[[PoisonedDataset], list[str]]  # extra lines (stderr) about what the attack did
+    summary: Callable[[PoisonedDataset], str]  # the end of the one-line result, e.g. "uniformly to other classes"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,42 +41,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--poisoned'.")
     asub = p.add_subparsers(dest="attack", metavar="ATTACK")
     asub.required = True
-    for name, (help_text, add_options, to_params) in _ATTACK_COMMANDS.items():
-        a = asub.add_parser(name, help=help_text, description=help_text)
+    for name, command in ATTACK_COMMANDS.items():
+        a = asub.add_parser(name, help=command.help, description=command.help)
         add_dataset_options(a)
-        add_options(a)
+        command.add_options(a)
         a.add_argument("--seed", type=int, default=0, help="seeds which samples are attacked, and any surrogate "
                                                            "(default 0)")
         a.add_argument("--out", type=Path, required=True, metavar="P.npz", help="where to write the poisoned dataset")
-        a.set_defaults(func=_run, attack_name=name, to_params=to_params)
-    for module in _ATTACK_COMMAND_MODULES:
-        importlib.import_module(f"poisonlab.cli.{module}").register_attack_subcommand(asub)
+        a.set_defaults(func=_run, attack_name=name)
 
 
 def _run(args: argparse.Namespace) -> int:
+    command = ATTACK_COMMANDS[args.attack_name]
+    attack = make_attack(args.attack_name, **command.to_params(args))  # parameters checked before any loading
     ds = load_from_args(args)
-    attack = make_attack(args.attack_name, **args.to_params(args))
-    model = _load_surrogate(args.surrogate, ds) if getattr(args, "surrogate", None) else None
-    if args.attack_name == "fgsm" and model is None:
-        status(f"training a {attack.surrogate_epochs}-epoch surrogate on the clean data")
+    model = load_surrogate(args.surrogate, ds) if getattr(args, "surrogate", None) else None
+    if attack.uses_model:
+        trained = max(getattr(attack, "ensemble", 1) - (model is not None), 0)
+        if trained:
+            status(f"training {trained} surrogate(s) for {attack.surrogate_epochs} epoch(s) on the clean data")
     poisoned = attack.poison(ds, seed=args.seed, model=model)
     poisoned.save(args.out)
+    for line in command.describe(poisoned):
+        status(line)
     n, total = poisoned.n_poison, len(poisoned.y_train)
     print(f"{attack.name}: poisoned {n} of {total} training samples ({100 * n / total:.2f}%) "
-          f"{_describe(poisoned.attack)}; wrote {args.out}")
+          f"{command.summary(poisoned)}; wrote {args.out}")
     return 0
 
 
-def _describe(record: dict[str, Any]) -> str:
-    params = record["params"]
-    if record["name"] == "label-flip":
-        if params["source_class"] is None:
-            return "uniformly to other classes"
-        target = params["target_class"] if params["target_class"] is not None else "random other classes"
-        return f"from class {params['source_class']} to {target}"
-    if record["name"] == "fgsm":
-        return f"with eps {params['eps']:g} {params['eps_units']} = {record['eps_pixel']:.4f} in [0, 1] pixels"
-    return ""
+def _nothing(poisoned: PoisonedDataset) -> list[str]:
+    return []
+
+
+def _add_surrogate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--surrogate", type=Path, metavar="WEIGHTS",
+                   help="use this trained model (model.safetensors from 'poisonlab train') as the surrogate")
 
 
 # label-flip -------------------------------------------------------------------------------------------
@@ -88,6 +101,14 @@ def _label_flip_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _label_flip_summary(poisoned: PoisonedDataset) -> str:
+    params = poisoned.attack["params"]
+    if params["source_class"] is None:
+        return "uniformly to other classes"
+    target = params["target_class"] if params["target_class"] is not None else "random other classes"
+    return f"from class {params['source_class']} to {target}"
+
+
 # fgsm -------------------------------------------------------------------------------------------------
 
 def _fgsm_options(p: argparse.ArgumentParser) -> None:
@@ -104,32 +125,75 @@ def _fgsm_options(p: argparse.ArgumentParser) -> None:
                         "pixel units (default normalized)")
     p.add_argument("--surrogate-epochs", type=positive_int, default=1, metavar="N",
                    help="epochs of the surrogate CNN trained on the clean data (default 1)")
-    p.add_argument("--surrogate", type=Path, metavar="WEIGHTS",
-                   help="use this trained paper CNN (model.safetensors from 'poisonlab train') as the surrogate")
+    _add_surrogate_option(p)
 
 
 def _fgsm_params(args: argparse.Namespace) -> dict[str, Any]:
     return {"rate": args.rate, "eps": args.eps, "eps_units": args.eps_units, "surrogate_epochs": args.surrogate_epochs}
 
 
-def _load_surrogate(path: Path, ds: Dataset):
-    from poisonlab.models import build_model  # noqa: PLC0415
-    from poisonlab.training import load_weights  # noqa: PLC0415
-
-    if not path.is_file():
-        raise PoisonlabError(f"{path}: no such file")
-    model = build_model("paper-cnn", image_size=ds.image_size, num_classes=ds.num_classes)
-    return load_weights(model, path).eval()
+def _fgsm_summary(poisoned: PoisonedDataset) -> str:
+    record, params = poisoned.attack, poisoned.attack["params"]
+    return f"with eps {params['eps']:g} {params['eps_units']} = {record['eps_pixel']:.4f} in [0, 1] pixels"
 
 
-# name -> (help, add its options, options -> attack parameters)
-_ATTACK_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
-                                  Callable[[argparse.Namespace], dict[str, Any]]]] = {
-    "label-flip": ("flip the labels of a share of the training set, or of one class (the paper's "
-                   "'gradient matching')", _label_flip_options, _label_flip_params),
-    "fgsm": ("replace a share of the training images by FGSM adversarial examples of a surrogate CNN "
-             "(the paper's 'adversarial training attack', eps 2.0)", _fgsm_options, _fgsm_params),
+# gradient-matching ------------------------------------------------------------------------------------
+
+def _gm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=fraction, default=0.01, metavar="B",
+                   help="share of the training set to poison for each target, in disjoint sets (default 0.01)")
+    p.add_argument("--eps", type=positive_float, default=16.0, metavar="E",
+                   help="L-infinity bound in pixel units out of 255 (default 16, i.e. 16/255)")
+    p.add_argument("--targets", type=positive_int, default=1, metavar="T",
+                   help="target test images, chosen by the seed among those the surrogate gets right (default 1)")
+    p.add_argument("--restarts", type=positive_int, default=8, metavar="R",
+                   help="random restarts per target; the lowest alignment loss is kept (default 8)")
+    p.add_argument("--steps", type=positive_int, default=250, metavar="S",
+                   help="signed-Adam steps per restart (default 250)")
+    p.add_argument("--tau", type=positive_float, default=0.1, help="step size in units of eps (default 0.1)")
+    p.add_argument("--ensemble", type=positive_int, default=1, metavar="M",
+                   help="surrogate models to average the alignment loss over (default 1)")
+    p.add_argument("--surrogate-epochs", type=positive_int, default=3, metavar="N",
+                   help="epochs of each surrogate trained on the clean data (default 3)")
+    _add_surrogate_option(p)
+    p.add_argument("--max-shift", type=int, default=2, metavar="PX",
+                   help="largest random translation during crafting, in pixels (default 2)")
+    p.add_argument("--no-augment", action="store_true", help="craft without random translations")
+    p.add_argument("--target-selection", choices=TARGET_SELECTIONS, default="random",
+                   help="random: random correctly classified test images and random wrong classes (the "
+                        "reference protocol, default); low-margin: images among the 5%% with the smallest "
+                        "surrogate margin, each with its runner-up class (compare with validate --clean-control)")
+
+
+def _gm_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {"budget": args.budget, "eps": args.eps / 255, "targets": args.targets, "restarts": args.restarts,
+            "steps": args.steps, "tau": args.tau, "ensemble": args.ensemble, "surrogate_epochs": args.surrogate_epochs,
+            "augment": not args.no_augment, "max_shift": args.max_shift, "target_selection": args.target_selection}
+
+
+def _gm_describe(poisoned: PoisonedDataset) -> list[str]:
+    targeted = TargetedRecord.from_attack(poisoned.attack, required=True)
+    assert targeted is not None
+    margins, seconds = poisoned.attack["target_margins"], poisoned.attack["crafting_seconds"]
+    return [f"target test #{target} (class {targeted.true_labels[k]} -> {targeted.adversarial_classes[k]}, "
+            f"surrogate margin {margins[k]:.2f}): {len(targeted.poison_indices[k])} poisons, alignment loss "
+            f"{targeted.alignment_loss[k]:.4f}, {seconds[k]:.1f} s" for k, target in enumerate(targeted.targets)]
+
+
+def _gm_summary(poisoned: PoisonedDataset) -> str:
+    params = poisoned.attack["params"]
+    return f"for {params['targets']} target(s) with eps {params['eps'] * 255:g}/255"
+
+
+ATTACK_COMMANDS: dict[str, AttackCommand] = {
+    "label-flip": AttackCommand(
+        "flip the labels of a share of the training set, or of one class (the paper's 'gradient matching')",
+        _label_flip_options, _label_flip_params, _nothing, _label_flip_summary),
+    "fgsm": AttackCommand(
+        "replace a share of the training images by FGSM adversarial examples of a surrogate CNN (the paper's "
+        "'adversarial training attack', eps 2.0)", _fgsm_options, _fgsm_params, _nothing, _fgsm_summary),
+    "gradient-matching": AttackCommand(
+        "Witches' Brew gradient matching: perturb a budget of training images of an adversarial class, labels "
+        "untouched, so that retraining makes chosen test images (targets) be classified as that class",
+        _gm_options, _gm_params, _gm_describe, _gm_summary),
 }
-
-# modules under poisonlab.cli that add their own subcommand to this group (in --help order)
-_ATTACK_COMMAND_MODULES: tuple[str, ...] = ("attack_gm",)

@@ -6,9 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from poisonlab.data import Dataset, PoisonedDataset, load_dataset, load_poisoned
+from torch import nn
+
+from poisonlab.data import Dataset, load_dataset
 from poisonlab.errors import PoisonlabError
-from poisonlab.training import TrainConfig
+from poisonlab.training import PRECISIONS, TrainConfig, rebuild_model
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -25,7 +27,7 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> No
     g.add_argument("--epochs", type=positive_int, default=epochs, help=f"training epochs (default {epochs})")
     g.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
     g.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="peak one-cycle learning rate")
-    g.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+    g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast where the CPU supports it (auto), or force one")
     g.add_argument("--seed", type=int, default=0, help="seeds everything random (default 0)")
 
@@ -42,8 +44,10 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
     return ds
 
 
-def load_poisoned_arg(path: Path) -> PoisonedDataset:
-    return load_poisoned(path)
+def load_surrogate(path: Path, ds: Dataset) -> nn.Module:
+    """A surrogate for an attack: the model that 'poisonlab train' wrote (``model.safetensors``, no pickle),
+    rebuilt for ``ds``'s image shape and classes."""
+    return rebuild_model(TrainConfig(), tuple(ds.x_train.shape[1:]), ds.num_classes, path)
 
 
 def status(message: str) -> None:

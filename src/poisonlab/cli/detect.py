@@ -11,7 +11,9 @@ from typing import Any
 from poisonlab._io import write_json
 from poisonlab.cli.common import add_train_options, status, train_config
 from poisonlab.data import load_poisoned
+from poisonlab.defenses import DETECTORS, FEATURE_KINDS, run_defense
 from poisonlab.errors import PoisonlabError
+from poisonlab.training import evaluate, train
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--list shows the defenses.")
     p.add_argument("--poisoned", type=Path, metavar="P.npz", help="a poisoned dataset from 'poisonlab attack'")
     p.add_argument("--defense", metavar="NAME", help="a defense name (see --list)")
-    p.add_argument("--features", choices=("activations", "pixels", "pca"), default="activations",
+    p.add_argument("--features", choices=FEATURE_KINDS, default="activations",
                    help="feature space: penultimate activations of a model trained on the poisoned data "
                         "(default), raw pixels, or PCA of the pixels")
     p.add_argument("--contamination", type=_contamination, metavar="RATE|auto",
@@ -51,11 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         raise PoisonlabError(f"detect needs {', '.join(missing)} (or --list)")
     if args.out.exists() and args.out.is_dir():
         raise PoisonlabError(f"{args.out}: is a folder; --out takes a JSON file path")
-    from poisonlab.defenses import DETECTORS  # noqa: PLC0415
-    from poisonlab.defenses.evaluate import run_defense  # noqa: PLC0415
-
-    if args.defense not in DETECTORS:
-        raise PoisonlabError(f"unknown defense {args.defense!r}; choose one of {', '.join(sorted(DETECTORS))}")
+    DETECTORS.check_name(args.defense)
     params = _parse_params(args.param)
     if args.contamination is not None:
         params["contamination"] = args.contamination
@@ -72,8 +70,6 @@ def _run(args: argparse.Namespace) -> int:
            f"({m['poisons_removed']} of {m['n_poison']} poisons), F1 {_fmt(m['f1'])}, "
            f"features {m['seconds_features']:.2f} s, detection {m['seconds_detect']:.2f} s")
     if args.retrain:
-        from poisonlab.training import evaluate, train  # noqa: PLC0415
-
         kept = poisoned.keep(result.kept)
         trained = train(kept.x_train, kept.y_train, num_classes=kept.num_classes, config=config,
                         progress=not args.quiet, desc="retrain")
@@ -88,8 +84,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_defenses() -> None:
-    from poisonlab.defenses import DETECTORS  # noqa: PLC0415
-
     width = max(len(name) for name in DETECTORS)
     for name in sorted(DETECTORS):
         doc = (DETECTORS[name].__doc__ or "").strip().splitlines()

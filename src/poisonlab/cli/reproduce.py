@@ -8,6 +8,9 @@ from typing import Any
 
 from poisonlab.cli.common import positive_int, status
 from poisonlab.errors import PoisonlabError
+from poisonlab.experiment import QUICK_SETTINGS, ExperimentConfig, load_config, run_experiment
+from poisonlab.report import render_report, summary_text
+from poisonlab.training import PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +48,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attacked-epochs", type=positive_int, metavar="N", help="the model trained on poisoned data")
     g.add_argument("--retrain-epochs", type=positive_int, metavar="N", help="each defense's retraining")
     g.add_argument("--epochs", type=positive_int, metavar="N", help="all three at once")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--precision", choices=PRECISIONS)
     p.add_argument("--workers", type=int, metavar="N",
                    help="training processes side by side (0: all in this process; default: one per core, up to 4)")
     r = p.add_mutually_exclusive_group()
@@ -58,8 +61,6 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if args.quick:
-        from poisonlab.experiment import QUICK_SETTINGS  # noqa: PLC0415
-
         changes.update(QUICK_SETTINGS)
     if args.dataset:
         changes["dataset"] = args.dataset
@@ -79,10 +80,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return changes
 
 
-def _execute(config, args: argparse.Namespace) -> int:
-    from poisonlab.experiment import run_experiment  # noqa: PLC0415
-    from poisonlab.report import render_report, summary_text  # noqa: PLC0415
-
+def _execute(config: ExperimentConfig, args: argparse.Namespace) -> int:
     log = (lambda message: None) if args.quiet else status
     try:
         results = run_experiment(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet,
@@ -100,16 +98,12 @@ def _execute(config, args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from poisonlab.experiment import ExperimentConfig  # noqa: PLC0415
-
     changes = _overrides(args)
     config = ExperimentConfig().replace(**changes) if changes else ExperimentConfig()
     return _execute(config, args)
 
 
 def _run_config(args: argparse.Namespace) -> int:
-    from poisonlab.experiment import load_config  # noqa: PLC0415
-
     config = load_config(args.config)
     changes = _overrides(args)
     if changes:
@@ -118,8 +112,6 @@ def _run_config(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from poisonlab.report import render_report  # noqa: PLC0415
-
     if not args.run_dir.is_dir():
         raise PoisonlabError(f"{args.run_dir}: no such run folder")
     paths = render_report(args.run_dir)

@@ -69,10 +69,6 @@ class Dataset:
             classes=self.classes,
         )
 
-    def with_train(self, x_train: np.ndarray, y_train: np.ndarray) -> "Dataset":
-        """The same dataset with another training split (the test split is shared, never copied)."""
-        return replace(self, x_train=x_train, y_train=y_train)
-
     def arrays(self) -> dict[str, np.ndarray]:
         return {"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test, "y_test": self.y_test,
                 "classes": np.asarray(self.classes, dtype=str)}
@@ -131,11 +127,6 @@ class PoisonedDataset(Dataset):
         if self.original_pixels is None:
             return None
         return self.x_train[self.is_poison].astype(np.int16) - self.original_pixels.astype(np.int16)
-
-    def clean(self) -> Dataset:
-        """The plain dataset view of this one (poisoned training split, no ground truth)."""
-        return Dataset(name=self.name, x_train=self.x_train, y_train=self.y_train,
-                       x_test=self.x_test, y_test=self.y_test, classes=self.classes)
 
     def keep(self, mask: np.ndarray) -> "PoisonedDataset":
         """Only the training samples where ``mask`` is True (a defense's filter)."""

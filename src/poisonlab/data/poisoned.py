@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.data.dataset import PoisonedDataset
-from poisonlab.data.sources import _read_npz, load_npz_dataset
+from poisonlab.data.sources import read_npz, load_npz_dataset
 from poisonlab.errors import PoisonlabError
 
 
 def load_poisoned(path: str | Path) -> PoisonedDataset:
     """Load a poisoned ``.npz`` (no pickles: the attack record is a JSON string)."""
     path = Path(path)
-    arrays = _read_npz(path)
+    arrays = read_npz(path)
     missing = [k for k in ("is_poison", "original_labels", "attack") if k not in arrays]
     if missing:
         raise PoisonlabError(f"{path}: not a poisoned dataset (missing {', '.join(missing)})")

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import io
 import pickle
 from typing import Any
 
+import numpy
+
 from poisonlab.errors import PoisonlabError
+
+try:
+    from numpy._core import multiarray  # numpy >= 2
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray  # type: ignore[no-redef]
 
 # The only globals a pickle of plain NumPy arrays needs; anything else is refused.
 _ALLOWED = {
@@ -25,17 +33,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         if (module, name) not in _ALLOWED:
             raise PoisonlabError(f"refusing to unpickle {module}.{name}: only NumPy arrays are allowed")
         if module == "_codecs":
-            import codecs  # noqa: PLC0415
-
             return codecs.encode
         if module.startswith("numpy.core") or module.startswith("numpy._core"):
-            try:
-                from numpy._core import multiarray  # noqa: PLC0415  (numpy >= 2)
-            except ImportError:
-                from numpy.core import multiarray  # noqa: PLC0415
             return getattr(multiarray, name)
-        import numpy  # noqa: PLC0415
-
         return getattr(numpy, name)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import platformdirs
+from sklearn.datasets import load_digits as sklearn_digits
 
 from poisonlab._io import save_npz
 from poisonlab.data.dataset import Dataset
@@ -50,8 +52,6 @@ def cache_dir() -> Path:
     env = os.environ.get("POISONLAB_CACHE")
     if env:
         return Path(env).expanduser()
-    import platformdirs  # noqa: PLC0415
-
     return Path(platformdirs.user_cache_dir("poisonlab"))
 
 
@@ -105,10 +105,8 @@ def load_idx_folder(folder: str | Path, *, name: str, classes: tuple[str, ...]) 
 
 def load_digits() -> Dataset:
     """scikit-learn's bundled 8x8 digits, upscaled 2x to 16x16 (so the paper CNN's three pools fit),
-    split 1,437 train / 360 test by a fixed stratified shuffle."""
-    from sklearn.datasets import load_digits as sk_digits  # noqa: PLC0415
-
-    bunch = sk_digits()
+    split 1,438 train / 359 test by a fixed stratified shuffle."""
+    bunch = sklearn_digits()
     x = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)
     x = np.kron(x, np.ones((1, 2, 2), dtype=np.uint8))[:, None]
     y = bunch.target.astype(np.int64)
@@ -127,7 +125,7 @@ def load_npz_dataset(path: str | Path) -> Dataset:
     Images may be (N, H, W), (N, H, W, C) or (N, C, H, W), uint8 0..255 or float 0..1.
     """
     path = Path(path)
-    arrays = _read_npz(path)
+    arrays = read_npz(path)
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
     if missing:
         raise PoisonlabError(f"{path}: missing key(s) {', '.join(missing)}")
@@ -145,7 +143,8 @@ def load_npz_dataset(path: str | Path) -> Dataset:
         raise PoisonlabError(f"{path}: {exc}") from None
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles); a missing, corrupt or pickle-holding file is a user error."""
     if not path.is_file():
         raise PoisonlabError(f"{path}: no such file")
     try:

@@ -1,28 +1,22 @@
-"""Filtering defenses: detectors (scikit-learn estimators), feature spaces, detection metrics."""
+"""Filtering defenses: detectors (scikit-learn estimators), feature spaces, detection metrics, and
+:func:`run_defense`, which puts them together on one poisoned dataset."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
+from poisonlab.defenses.activation_clustering import ActivationClustering
 from poisonlab.defenses.base import Detector
+from poisonlab.defenses.catalog import DETECTORS, make_detector
+from poisonlab.defenses.cluster import BirchDetector, ClusterDetector, DBSCANDetector, KMeansDetector, PCAKMeansDetector
+from poisonlab.defenses.confident_learning import ConfidentLearning, find_label_issues
+from poisonlab.defenses.deep_knn import DeepKNN
+from poisonlab.defenses.evaluate import DefenseResult, detect_poisons, json_params, run_defense, seeded_detector
+from poisonlab.defenses.features import FEATURE_KINDS, compute_features
+from poisonlab.defenses.knn import KNNDetector
 from poisonlab.defenses.metrics import detection_metrics
-from poisonlab.registry import Registry
+from poisonlab.defenses.pca import PCADetector
+from poisonlab.defenses.spectral import SpectralSignatures
 
-# name -> Detector subclass; each module listed here registers its detectors when imported.
-DETECTORS: Registry[Detector] = Registry("defense", "poisonlab.defenses", (
-    "pca", "cluster", "knn", "activation_clustering", "spectral", "deep_knn", "confident_learning"))
-
-
-def register(name: str) -> Callable[[type[Detector]], type[Detector]]:
-    def deco(cls: type[Detector]) -> type[Detector]:
-        cls.registered_name = name
-        return DETECTORS.add(name, cls)
-    return deco
-
-
-def make_detector(name: str, **params: Any) -> Detector:
-    """A detector by registered name, e.g. ``make_detector("pca+kmeans", contamination="auto")``."""
-    return DETECTORS.make(name, **params)
-
-
-__all__ = ["DETECTORS", "Detector", "detection_metrics", "make_detector", "register"]
+__all__ = ["DETECTORS", "FEATURE_KINDS", "ActivationClustering", "BirchDetector", "ClusterDetector", "ConfidentLearning",
+           "DBSCANDetector", "DeepKNN", "DefenseResult", "Detector", "KMeansDetector", "KNNDetector", "PCADetector",
+           "PCAKMeansDetector", "SpectralSignatures", "compute_features", "detect_poisons", "detection_metrics",
+           "find_label_issues", "json_params", "make_detector", "run_defense", "seeded_detector"]

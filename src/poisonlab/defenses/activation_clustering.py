@@ -17,9 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
 
-from poisonlab.defenses import register
-from poisonlab.defenses.base import Detector
-from poisonlab.errors import PoisonlabError
+from poisonlab.defenses.base import Detector, check_choice, check_integer, check_random_state, check_real
 
 REDUCERS = ("pca", "ica")
 # default silhouette thresholds per reducer; ICA whitens every component to unit variance, which
@@ -27,7 +25,6 @@ REDUCERS = ("pca", "ica")
 DEFAULT_SILHOUETTE_THRESHOLD = {"pca": 0.35, "ica": 0.25}
 
 
-@register("activation-clustering")
 class ActivationClustering(Detector):
     """Per class: reduce, split in two with k-means, flag the small cluster if it is suspicious.
 
@@ -42,11 +39,10 @@ class ActivationClustering(Detector):
     ``silhouette > silhouette_threshold``. A clean, unimodal class splits roughly in half, so the size
     test alone keeps it; the silhouette test keeps a class whose small group is only a tail.
 
-    The default silhouette thresholds come from measurements on penultimate activations of the
-    paper CNN on MNIST (true labels, model trained on 10% flipped labels): with PCA the clean classes
-    scored 0.15-0.29 and the classes holding 10% foreign samples 0.55-0.67, hence 0.35; with ICA the
-    clean classes scored 0.08-0.23, hence 0.25. PCA is the default because it separates the two
-    groups by a wider margin there.
+    The default silhouette thresholds lie between the silhouettes of clean classes and of classes
+    holding foreign samples, measured on penultimate activations of the paper CNN on MNIST (see
+    docs/measurements.md). PCA is the default because it separates the two groups by a wider
+    margin there.
 
     Scores (higher = more suspicious), in three bands:
 
@@ -55,9 +51,10 @@ class ActivationClustering(Detector):
     - large cluster (and classes too small to split): ``-3``;
 
     each minus ``1e-6 * (1 - s_i) / 2`` with ``s_i`` the sample's own silhouette, to order samples
-    within a cluster (a sample that fits its cluster well ranks first). ``contamination="auto"`` thresholds at ``silhouette_threshold``, which flags
-    exactly the small clusters of the suspicious classes; it does not use the poison rate and flags
-    nothing in a class that does not split. A float ``contamination`` ranks the samples by the bands.
+    within a cluster (a sample that fits its cluster well ranks first). ``contamination="auto"``
+    thresholds at ``silhouette_threshold``, which flags exactly the small clusters of the suspicious
+    classes; it does not use the poison rate and flags nothing in a class that does not split. A float
+    ``contamination`` ranks the samples by the bands.
 
     Parameters
     ----------
@@ -86,23 +83,26 @@ class ActivationClustering(Detector):
         self.min_class_size = min_class_size
         self.random_state = random_state
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_integer("n_components", self.n_components)
+        check_choice("reducer", self.reducer, REDUCERS)
+        check_real("size_threshold", self.size_threshold, low=0.0, high=0.5, low_open=True)
+        check_real("silhouette_threshold", self.silhouette_threshold, low=-1.0, high=1.0, high_open=True,
+                   allow_none=True)
+        check_integer("min_class_size", self.min_class_size, minimum=0)
+        check_random_state("random_state", self.random_state)
+
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if self.reducer not in REDUCERS:
-            raise PoisonlabError(f"reducer must be one of {REDUCERS}, got {self.reducer!r}")
-        if int(self.n_components) < 1:
-            raise PoisonlabError(f"n_components must be >= 1, got {self.n_components!r}")
-        if not 0 < float(self.size_threshold) <= 0.5:
-            raise PoisonlabError(f"size_threshold must be in (0, 0.5], got {self.size_threshold!r}")
         silhouette_threshold = self._silhouette_threshold()
-        if not -1 <= silhouette_threshold < 1:
-            raise PoisonlabError(f"silhouette_threshold must be in [-1, 1), got {self.silhouette_threshold!r}")
         scores = np.full(len(X), -3.0)
         report = {}
         for c in np.unique(y):
             idx = np.flatnonzero(y == c)
             if len(idx) < max(int(self.min_class_size), 4):
                 continue
-            # one thread: on small per-class problems OpenMP start-up and contention cost 10-60x the work
+            # one thread: on small per-class problems OpenMP start-up and contention cost more than the work
+            # (see docs/measurements.md)
             with threadpool_limits(limits=1):
                 reduced = self._reduce(X[idx].astype(np.float64))
                 if reduced is None:

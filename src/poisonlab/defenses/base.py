@@ -6,7 +6,11 @@ sets ``scores_`` (higher = more suspicious), ``threshold_`` and ``flagged_ = sco
 
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -15,8 +19,9 @@ from poisonlab.errors import PoisonlabError
 
 
 class Detector(BaseEstimator):
-    """Base class. Subclasses store their keyword arguments in ``__init__`` (nothing else) and
-    implement ``_score(X, y) -> scores``; they may override ``_auto_threshold``.
+    """Base class. Subclasses store their keyword arguments in ``__init__`` (nothing else), implement
+    ``_score(X, y) -> scores`` and ``_check_params()`` (validate their own parameters, then call
+    ``super()._check_params()``); they may override ``_auto_threshold``.
 
     ``contamination``: a float in [0, 0.5] flags that share of samples with the highest scores
     (0 flags nothing); ``"auto"`` lets the detector decide without knowing the poison rate
@@ -25,12 +30,24 @@ class Detector(BaseEstimator):
 
     contamination: float | str = "auto"
 
+    def check_params(self) -> "Detector":
+        """Validate every constructor parameter without data; return ``self``.
+
+        Raises :class:`~poisonlab.errors.PoisonlabError` with a one-line message naming the first bad
+        parameter. ``fit`` calls it first; :func:`poisonlab.defenses.make_detector` calls it on creation.
+        """
+        self._check_params()
+        return self
+
+    def _check_params(self) -> None:
+        contamination = getattr(self, "contamination", "auto")
+        if not (isinstance(contamination, str) and contamination == "auto"):
+            check_real("contamination", contamination, low=0.0, high=0.5, alternative="'auto'")
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Detector":
+        self.check_params()
         X, y = check_features(X, y)
         contamination = getattr(self, "contamination", "auto")
-        if contamination != "auto":
-            if isinstance(contamination, str) or not 0 <= float(contamination) <= 0.5:
-                raise PoisonlabError(f"contamination must be 'auto' or in [0, 0.5], got {contamination!r}")
         scores = np.asarray(self._score(X, y), dtype=np.float64)
         if scores.shape != (len(X),) or not np.isfinite(scores).all():
             raise AssertionError(f"{type(self).__name__}._score returned bad scores")
@@ -53,7 +70,8 @@ class Detector(BaseEstimator):
 
 
 def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
-    """The threshold that flags the ``round(contamination * N)`` highest scores (ties may add a few)."""
+    """The threshold that flags the ``round(contamination * N)`` highest scores (ties at the cut are all
+    kept, so they may flag fewer)."""
     n_flag = int(round(contamination * len(scores)))
     if n_flag <= 0:
         return float("inf")
@@ -97,3 +115,59 @@ def check_class_coverage(flagged: np.ndarray, y: np.ndarray, *, action: str = "e
         if action == "error":
             raise PoisonlabError(msg)
         warnings.warn(msg, stacklevel=2)
+
+
+def check_integer(name: str, value: Any, *, minimum: int = 1, allow_none: bool = False) -> None:
+    """Raise :class:`PoisonlabError` unless ``value`` is an integer ``>= minimum`` (not a bool), or ``None``
+    where allowed; the message names the parameter."""
+    if allow_none and value is None:
+        return
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= minimum:
+        return
+    wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+    raise PoisonlabError(f"{name} must be {wanted}{' or None' if allow_none else ''}, got {value!r}")
+
+
+def check_real(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+               low_open: bool = False, high_open: bool = False, allow_none: bool = False,
+               alternative: str | None = None) -> None:
+    """Raise :class:`PoisonlabError` unless ``value`` is a real number (not a bool, not NaN) within the bounds
+    (closed unless ``*_open``), or ``None`` where allowed; ``alternative`` names another accepted value for
+    the message (e.g. ``"'auto'"``)."""
+    if allow_none and value is None:
+        return
+    if (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and not math.isnan(value)
+            and (low is None or (value > low if low_open else value >= low))
+            and (high is None or (value < high if high_open else value <= high))):
+        return
+    if low is not None and high is not None:
+        wanted = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        wanted = f"a number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        wanted = f"a number {'<' if high_open else '<='} {high:g}"
+    else:
+        wanted = "a number"
+    others = [text for text in (alternative, "None" if allow_none else None) if text]
+    raise PoisonlabError(f"{name} must be {' or '.join([*others, wanted])}, got {value!r}")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise :class:`PoisonlabError` unless ``value`` is one of the strings ``choices``."""
+    if not (isinstance(value, str) and value in choices):
+        raise PoisonlabError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def check_random_state(name: str, value: Any) -> None:
+    """Raise :class:`PoisonlabError` unless ``value`` is ``None`` or an integer seed in [0, 2**32)."""
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                         and 0 <= value < 2**32):
+        return
+    raise PoisonlabError(f"{name} must be None or an integer seed in [0, 2**32), got {value!r}")
+
+
+def check_n_jobs(name: str, value: Any) -> None:
+    """Raise :class:`PoisonlabError` unless ``value`` is ``None`` or a non-zero integer (joblib's convention)."""
+    if value is None or (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value != 0):
+        return
+    raise PoisonlabError(f"{name} must be None or a non-zero integer, got {value!r}")

@@ -31,9 +31,12 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.cluster import DBSCAN, Birch, KMeans, kmeans_plusplus
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import NearestNeighbors
 
-from poisonlab.defenses import register
-from poisonlab.defenses.base import Detector
+from poisonlab.defenses.base import Detector, check_integer, check_random_state, check_real
 from poisonlab.errors import PoisonlabError
 
 AUTO_SCORE_THRESHOLD = 0.5
@@ -69,16 +72,22 @@ class ClusterDetector(Detector):
         self.distance_weight = distance_weight
         self.contamination = contamination
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_real("distance_weight", self.distance_weight, low=0.0, high=1.0)
+        # only ClusterDetector itself takes estimators; the named subclasses build their own
+        reducer, clusterer = getattr(self, "reducer", None), getattr(self, "clusterer", None)
+        if reducer is not None and not hasattr(reducer, "fit_transform"):
+            raise PoisonlabError(f"reducer must be None or have fit_transform, got {reducer!r}")
+        if clusterer is not None and not hasattr(clusterer, "fit_predict"):
+            raise PoisonlabError(f"clusterer must be None or have fit_predict, got {clusterer!r}")
+
     def _components(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         """The (unfitted) reducer and clusterer for this data; subclasses pick data-dependent defaults."""
-        from sklearn.cluster import KMeans  # noqa: PLC0415
-
         clusterer = self.clusterer if self.clusterer is not None else KMeans(n_clusters=30, n_init=1, random_state=0)
         return (clone(self.reducer) if self.reducer is not None else None), clone(clusterer)
 
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if not 0 <= float(self.distance_weight) <= 1:
-            raise PoisonlabError(f"distance_weight must be in [0, 1], got {self.distance_weight!r}")
         reducer, clusterer = self._components(X, y)
         Z = reduce_features(reducer, X)
         assigned = np.asarray(clusterer.fit_predict(Z))
@@ -176,24 +185,17 @@ def class_remoteness(Z: np.ndarray, y: np.ndarray, *, agrees: np.ndarray) -> np.
 def _default_clusters(y: np.ndarray, n_clusters: int | None, per_class: int) -> int:
     """``n_clusters`` or ``per_class`` clusters per label, never more than the samples."""
     k = int(n_clusters) if n_clusters is not None else per_class * len(np.unique(y))
-    if k < 1:
-        raise PoisonlabError(f"n_clusters must be >= 1, got {n_clusters}")
     return min(k, len(y))
 
 
 def _pca(n_components: int | None, random_state: int) -> Any:
-    from sklearn.decomposition import PCA  # noqa: PLC0415
-
     if n_components is None:
         return None
-    if int(n_components) < 1:
-        raise PoisonlabError(f"n_components must be >= 1 or None, got {n_components}")
-    # "auto" takes the covariance eigendecomposition for tall data (N >= 10 D, D <= 1000): 5x faster
-    # than randomized SVD on 60,000 x 128 and exact
+    # "auto" takes the covariance eigendecomposition for tall data (N >= 10 D, D <= 1000): exact, and
+    # faster than randomized SVD there (see docs/measurements.md)
     return PCA(n_components=int(n_components), svd_solver="auto", random_state=random_state)
 
 
-@register("kmeans")
 class KMeansDetector(ClusterDetector):
     """The paper's K-means defense: K-means on the features; flag labels their cluster disagrees with.
 
@@ -206,7 +208,8 @@ class KMeansDetector(ClusterDetector):
         class with several writing styles keep them apart).
     clusters_per_class : int
     max_iter : int
-        Lloyd iterations (few are enough for a label vote, and keep 60,000 samples under a second).
+        Lloyd iterations (few are enough for a label vote, and keep detection fast; see
+        docs/measurements.md).
     distance_weight, contamination : see :class:`ClusterDetector`
     random_state : int
     """
@@ -219,6 +222,13 @@ class KMeansDetector(ClusterDetector):
         self.distance_weight = distance_weight
         self.contamination = contamination
         self.random_state = random_state
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_integer("n_clusters", self.n_clusters, allow_none=True)
+        check_integer("clusters_per_class", self.clusters_per_class)
+        check_integer("max_iter", self.max_iter)
+        check_random_state("random_state", self.random_state)
 
     def _components(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         return None, _kmeans(_default_clusters(y, self.n_clusters, self.clusters_per_class), self.max_iter,
@@ -241,10 +251,6 @@ class SubsampleSeededKMeans:
         self.seed_sample, self.random_state = seed_sample, random_state
 
     def fit_predict(self, Z: np.ndarray) -> np.ndarray:
-        from sklearn.cluster import KMeans, kmeans_plusplus  # noqa: PLC0415
-
-        if int(self.max_iter) < 1:
-            raise PoisonlabError(f"max_iter must be >= 1, got {self.max_iter}")
         k = min(int(self.n_clusters), len(Z))
         rng = np.random.default_rng(self.random_state)
         sample = Z if len(Z) <= self.seed_sample else Z[np.sort(rng.choice(len(Z), self.seed_sample, replace=False))]
@@ -254,16 +260,13 @@ class SubsampleSeededKMeans:
         return kmeans.fit_predict(Z)
 
 
-@register("pca+kmeans")
 class PCAKMeansDetector(KMeansDetector):
     """The paper's hybrid defense: PCA first, then K-means on the principal components.
 
     Our improvement over the paper's reading (K-means with one cluster per class, flag samples far from
-    their centroid): vote with the labels. On MNIST with a 10% uniform label flip (seed 0) and the
-    activations of a 3-epoch model trained on it, the centroid-distance outlier rule (16 components,
-    10 clusters, median + 3 MAD) reaches F1 0.077 (ROC-AUC 0.51: a flipped sample sits in its true
-    class's cluster, at an ordinary distance); the label vote with 3 clusters per class reaches F1 0.967
-    (ROC-AUC 0.9995) in about 0.3 s of detection on the 60,000 samples (2 shared CPU cores).
+    their centroid): vote with the labels. Against a label flip the centroid-distance outlier rule is
+    near chance, since a flipped sample sits in its true class's cluster at an ordinary distance; the
+    label vote with several clusters per class finds the flips (see docs/measurements.md).
 
     Parameters
     ----------
@@ -284,13 +287,16 @@ class PCAKMeansDetector(KMeansDetector):
         self.contamination = contamination
         self.random_state = random_state
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_integer("n_components", self.n_components, allow_none=True)
+
     def _components(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         return (_pca(self.n_components, self.random_state),
                 _kmeans(_default_clusters(y, self.n_clusters, self.clusters_per_class), self.max_iter,
                         self.random_state))
 
 
-@register("birch")
 class BirchDetector(ClusterDetector):
     """BIRCH (the paper's future work) inside the cluster-and-vote scheme, on principal components.
 
@@ -305,16 +311,16 @@ class BirchDetector(ClusterDetector):
         BIRCH's subcluster radius; default: ``threshold_scale`` times the median distance of a sample to
         the data's mean, so the setting does not depend on the features' units, halved (up to 6 times)
         while it leaves fewer than 10 subclusters per final cluster. Starting coarse and refining keeps
-        BIRCH fast: on 784-d MNIST pixels in 16 components a fixed 0.25 made 16,000 subclusters of
-        30,000 samples (27 s); 0.5 makes 2,200 (1.7 s).
+        BIRCH fast: a small fixed radius makes a subcluster of almost every sample, and time grows with
+        the subclusters (see docs/measurements.md).
     threshold_scale : float
     distance_weight, contamination : see :class:`ClusterDetector`
     random_state : int
         Seeds the PCA.
     """
 
-    # 8 components, measured on the activations of 1-epoch models on all of MNIST (seed 0): label-flip
-    # preset F1 0.800 in 1.8 s (16 components: 0.813 in 2.1 s), FGSM 0.259 in 1.6 s (16: 0.182 in 5.2 s)
+    # 8 components: about as good as 16 on the label-flip preset, better on FGSM, and faster
+    # (see docs/measurements.md)
     def __init__(self, *, n_components: int | None = 8, n_clusters: int | None = None, clusters_per_class: int = 3,
                  threshold: float | None = None, threshold_scale: float = 0.5, distance_weight: float = 0.25,
                  contamination: float | str = "auto", random_state: int = 0) -> None:
@@ -326,6 +332,15 @@ class BirchDetector(ClusterDetector):
         self.distance_weight = distance_weight
         self.contamination = contamination
         self.random_state = random_state
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_integer("n_components", self.n_components, allow_none=True)
+        check_integer("n_clusters", self.n_clusters, allow_none=True)
+        check_integer("clusters_per_class", self.clusters_per_class)
+        check_real("threshold", self.threshold, low=0.0, low_open=True, allow_none=True)
+        check_real("threshold_scale", self.threshold_scale, low=0.0, low_open=True)
+        check_random_state("random_state", self.random_state)
 
     def _components(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         return _pca(self.n_components, self.random_state), _ScaledBirch(
@@ -343,9 +358,6 @@ class _ScaledBirch:
         self.n_clusters, self.threshold, self.threshold_scale = n_clusters, threshold, threshold_scale
 
     def fit_predict(self, Z: np.ndarray) -> np.ndarray:
-        from sklearn.cluster import Birch  # noqa: PLC0415
-        from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415
-
         threshold = self.threshold if self.threshold is not None else \
             float(self.threshold_scale) * typical_spread(Z)
         if not threshold > 0:
@@ -370,7 +382,6 @@ def typical_spread(Z: np.ndarray) -> float:
     return spread if spread > 0 else 1.0
 
 
-@register("dbscan")
 class DBSCANDetector(ClusterDetector):
     """DBSCAN (the paper's future work) inside the cluster-and-vote scheme, on principal components.
 
@@ -390,9 +401,8 @@ class DBSCANDetector(ClusterDetector):
         Seeds the PCA.
     """
 
-    # 8 components and min_samples 5, measured on the activations of 1-epoch models on all of MNIST
-    # (seed 0): label-flip preset F1 0.862 in 3.2 s, against 0.856 in 8.6 s with 16 and 10; on FGSM
-    # poisons DBSCAN is fragile either way (0.53 here, 0.87 with 16 and 10 but 0.02 with 16 and 5).
+    # 8 components and min_samples 5: as good as 16 and 10 on the label-flip preset and faster; on FGSM
+    # poisons DBSCAN is fragile under any of these settings (see docs/measurements.md)
     def __init__(self, *, n_components: int | None = 8, eps: float | None = None, eps_quantile: float = 0.5,
                  min_samples: int = 5, distance_weight: float = 0.25, contamination: float | str = "auto",
                  random_state: int = 0) -> None:
@@ -403,6 +413,14 @@ class DBSCANDetector(ClusterDetector):
         self.distance_weight = distance_weight
         self.contamination = contamination
         self.random_state = random_state
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_integer("n_components", self.n_components, allow_none=True)
+        check_real("eps", self.eps, low=0.0, low_open=True, allow_none=True)
+        check_real("eps_quantile", self.eps_quantile, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_integer("min_samples", self.min_samples)
+        check_random_state("random_state", self.random_state)
 
     def _components(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         return _pca(self.n_components, self.random_state), _AutoEpsDBSCAN(
@@ -416,14 +434,9 @@ class _AutoEpsDBSCAN:
         self.eps, self.eps_quantile, self.min_samples = eps, eps_quantile, min_samples
 
     def fit_predict(self, Z: np.ndarray) -> np.ndarray:
-        from sklearn.cluster import DBSCAN  # noqa: PLC0415
-        from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
-
         min_samples = max(1, min(int(self.min_samples), len(Z) - 1))
         eps = self.eps
         if eps is None:
-            if not 0 < float(self.eps_quantile) < 1:
-                raise PoisonlabError(f"eps_quantile must be in (0, 1), got {self.eps_quantile!r}")
             sample = Z[:: max(1, len(Z) // 5000)]
             dist, _ = NearestNeighbors(n_neighbors=min(min_samples + 1, len(sample))).fit(sample).kneighbors(sample)
             # a sample's k-NN radius in the sample grows as the sample thins; rescale to the full set

@@ -17,8 +17,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from poisonlab.defenses import register
-from poisonlab.defenses.base import Detector
+from poisonlab.defenses.base import Detector, check_choice, check_integer, check_random_state, check_real
 from poisonlab.errors import PoisonlabError
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
@@ -93,8 +92,8 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
     -------
     np.ndarray (N,) bool
     """
-    if filter_by not in FILTERS:
-        raise PoisonlabError(f"filter_by must be one of {FILTERS}, got {filter_by!r}")
+    check_choice("filter_by", filter_by, FILTERS)
+    check_integer("min_examples_per_class", min_examples_per_class, minimum=0)
     labels, pred_probs = _check_inputs(labels, pred_probs)
     predicted = pred_probs.argmax(axis=1)
     if filter_by == "predicted_neq_given":
@@ -130,7 +129,6 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
     return issues & (predicted != labels)
 
 
-@register("confident-learning")
 class ConfidentLearning(Detector):
     """Confident learning on features: cross-validated logistic regression + :func:`find_label_issues`.
 
@@ -169,11 +167,15 @@ class ConfidentLearning(Detector):
         self.max_iter = max_iter
         self.random_state = random_state
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice("filter_by", self.filter_by, FILTERS)
+        check_integer("n_folds", self.n_folds, minimum=2)
+        check_real("C", self.C, low=0.0, low_open=True)
+        check_integer("max_iter", self.max_iter)
+        check_random_state("random_state", self.random_state)
+
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if self.filter_by not in FILTERS:
-            raise PoisonlabError(f"filter_by must be one of {FILTERS}, got {self.filter_by!r}")
-        if int(self.n_folds) < 2:
-            raise PoisonlabError(f"n_folds must be >= 2, got {self.n_folds!r}")
         classes, y_index = np.unique(y, return_inverse=True)
         smallest = int(np.bincount(y_index).min())
         if smallest < 2:

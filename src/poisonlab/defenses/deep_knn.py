@@ -9,14 +9,11 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 
-from poisonlab.defenses import register
-from poisonlab.defenses.base import Detector
-from poisonlab.errors import PoisonlabError
+from poisonlab.defenses.base import Detector, check_choice, check_integer, check_n_jobs, check_random_state
 
 VOTES = ("plurality", "majority", "share")
 
 
-@register("deep-knn")
 class DeepKNN(Detector):
     """Flag a sample whose ``k`` nearest neighbours (itself excluded) vote for another label.
 
@@ -48,7 +45,7 @@ class DeepKNN(Detector):
     contamination : float or "auto"
     n_neighbors : int
         ``k``; capped at ``N - 1``.
-    vote : {"plurality", "majority"}
+    vote : {"plurality", "majority", "share"}
     n_components : int or None
         PCA dimensions before the neighbour search (None: use the features as they are).
     n_jobs : int or None
@@ -66,13 +63,15 @@ class DeepKNN(Detector):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice("vote", self.vote, VOTES)
+        check_integer("n_neighbors", self.n_neighbors)
+        check_integer("n_components", self.n_components, allow_none=True)
+        check_n_jobs("n_jobs", self.n_jobs)
+        check_random_state("random_state", self.random_state)
+
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if self.vote not in VOTES:
-            raise PoisonlabError(f"vote must be one of {VOTES}, got {self.vote!r}")
-        if int(self.n_neighbors) < 1:
-            raise PoisonlabError(f"n_neighbors must be >= 1, got {self.n_neighbors!r}")
-        if self.n_components is not None and int(self.n_components) < 1:
-            raise PoisonlabError(f"n_components must be >= 1 or None, got {self.n_components!r}")
         k = min(int(self.n_neighbors), len(X) - 1)
         if self.n_components is not None:
             n_components = min(int(self.n_components), X.shape[1], len(X))

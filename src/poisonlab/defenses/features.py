@@ -10,8 +10,10 @@ import time
 from typing import Any
 
 import numpy as np
+from sklearn.decomposition import PCA
 
 from poisonlab.errors import PoisonlabError
+from poisonlab.training import TrainConfig, describe_model, extract_features, train
 
 FEATURE_KINDS: tuple[str, ...] = ("pixels", "pca", "activations")
 
@@ -27,7 +29,8 @@ def compute_features(kind: str, x_train_u8: np.ndarray, y_train: np.ndarray, *, 
         ``"pixels"``: the flattened pixels scaled to [0, 1] (D = C * H * W).
         ``"pca"``: the first ``n_components`` principal components of the pixels, fitted on these
         training images (randomized SVD seeded with ``seed``).
-        ``"activations"``: the penultimate-layer activations (D = 128 for the paper CNN) of ``model``,
+        ``"activations"``: the penultimate-layer activations (D = 128 for the paper CNN) of ``model``
+        (any ``torch.nn.Module``: see :func:`poisonlab.training.extract_features` for which layer),
         or, when ``model`` is ``None``, of a model trained here on ``(x_train_u8, y_train)`` with
         ``train_config`` (default: ``TrainConfig(seed=seed)``, 3 epochs).
     x_train_u8 : np.ndarray (N, C, H, W) uint8
@@ -36,7 +39,7 @@ def compute_features(kind: str, x_train_u8: np.ndarray, y_train: np.ndarray, *, 
     num_classes : int, optional
         Classes for that model (default ``y_train.max() + 1``).
     model : torch.nn.Module, optional
-        An already-trained model with a ``features`` method (saves a training run).
+        An already-trained model (saves a training run).
     seed : int
         Seeds the PCA and the default training config.
     train_config : poisonlab.training.TrainConfig, optional
@@ -85,8 +88,6 @@ def pixel_features(x_u8: np.ndarray) -> np.ndarray:
 
 def pca_features(x_u8: np.ndarray, *, n_components: int = 50, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
     """The first ``n_components`` principal components of the pixels (N, n_components) float32."""
-    from sklearn.decomposition import PCA  # noqa: PLC0415
-
     pixels = pixel_features(x_u8)
     n_components = int(min(n_components, pixels.shape[0], pixels.shape[1]))
     if n_components < 1:
@@ -101,8 +102,6 @@ def activation_features(x_u8: np.ndarray, y: np.ndarray, *, num_classes: int | N
                         seed: int = 0, train_config: Any = None, progress: bool = False,
                         precision: str = "fp32") -> tuple[np.ndarray, dict[str, Any]]:
     """Penultimate activations (N, D) of ``model``, training one on ``(x_u8, y)`` when it is ``None``."""
-    from poisonlab.training import TrainConfig, describe_model, extract_features, train  # noqa: PLC0415
-
     info: dict[str, Any] = {}
     if model is None:
         config = train_config if train_config is not None else TrainConfig(seed=seed)

@@ -6,11 +6,9 @@ tuned as a fast sanitiser: fewer neighbours and a 16-component PCA before the se
 
 from __future__ import annotations
 
-from poisonlab.defenses import register
 from poisonlab.defenses.deep_knn import DeepKNN
 
 
-@register("knn")
 class KNNDetector(DeepKNN):
     """Score = the share of a sample's ``n_neighbors`` nearest neighbours (itself excluded) whose label
     differs from its own; ``contamination="auto"`` flags ``score > 0.5`` (most neighbours disagree),

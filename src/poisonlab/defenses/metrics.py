@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 
 def detection_metrics(is_poison: np.ndarray, flagged: np.ndarray, scores: np.ndarray | None = None) -> dict[str, Any]:
@@ -31,8 +32,6 @@ def detection_metrics(is_poison: np.ndarray, flagged: np.ndarray, scores: np.nda
     f1 = (2 * tp / (2 * tp + fp + fn)) if (2 * tp + fp + fn) else None
     roc_auc = None
     if scores is not None and 0 < is_poison.sum() < len(is_poison):
-        from sklearn.metrics import roc_auc_score  # noqa: PLC0415
-
         roc_auc = float(roc_auc_score(is_poison, scores))
     return {
         "precision": precision, "recall": recall, "f1": f1, "roc_auc": roc_auc,

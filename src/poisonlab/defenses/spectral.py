@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from poisonlab.defenses import register
-from poisonlab.defenses.base import Detector
-from poisonlab.errors import PoisonlabError
+from poisonlab.defenses.base import Detector, check_integer, check_real
 
 # 1.4826 * MAD estimates a normal standard deviation
 _MAD_TO_SIGMA = 1.4826
 
 
-@register("spectral")
 class SpectralSignatures(Detector):
     """Per-class outlier score along the top singular vector of the centred activations.
 
@@ -50,9 +47,12 @@ class SpectralSignatures(Detector):
         self.mad_k = mad_k
         self.min_class_size = min_class_size
 
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_real("mad_k", self.mad_k, low=0.0, low_open=True)
+        check_integer("min_class_size", self.min_class_size, minimum=0)
+
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        if not float(self.mad_k) > 0:
-            raise PoisonlabError(f"mad_k must be > 0, got {self.mad_k!r}")
         X = X.astype(np.float64)
         scores = np.zeros(len(X))
         projection_scores = np.zeros(len(X))

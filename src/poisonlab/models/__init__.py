@@ -1,22 +1,23 @@
-"""Models: the paper CNN and a registry by name."""
+"""Models by name. Every model takes float pixels in [0, 1] (N, C, H, W), normalises them itself, and
+exposes ``penultimate(x)``: the activations before its classifier head (what the detectors work on)."""
 
 from __future__ import annotations
 
 from torch import nn
 
-from poisonlab.errors import PoisonlabError
 from poisonlab.models.paper_cnn import PaperCNN, count_parameters
+from poisonlab.registry import Registry
 
-MODEL_NAMES = ("paper-cnn",)
+MODELS: Registry[nn.Module] = Registry("model", {"paper-cnn": PaperCNN})
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
 def build_model(name: str = "paper-cnn", *, in_channels: int = 3, image_size: int = 28,
                 num_classes: int = 10, mean: float | None = None, std: float | None = None) -> nn.Module:
-    """A fresh, untrained model by name (weights come from the global torch seed)."""
-    if name == "paper-cnn":
-        kwargs = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
-        return PaperCNN(in_channels=in_channels, image_size=image_size, num_classes=num_classes, **kwargs)
-    raise PoisonlabError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    """A fresh, untrained model by name (weights come from the global torch seed); ``mean`` and ``std``
+    are its input normalisation (``None``: the model's default)."""
+    kwargs = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
+    return MODELS.make(name, in_channels=in_channels, image_size=image_size, num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MODEL_NAMES", "PaperCNN", "build_model", "count_parameters"]
+__all__ = ["MODELS", "MODEL_NAMES", "PaperCNN", "build_model", "count_parameters"]

@@ -47,7 +47,7 @@ class PaperCNN(nn.Module):
         self.fc1 = nn.Linear(128 * side * side, 128)
         self.fc2 = nn.Linear(128, num_classes)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate activations (N, 128): the output of ``fc1`` after ReLU."""
         if x.shape[1] == 1 and self.in_channels != 1:
             x = x.expand(-1, self.in_channels, -1, -1)
@@ -59,7 +59,7 @@ class PaperCNN(nn.Module):
         return torch.relu(self.fc1(torch.flatten(x, 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.features(x))
+        return self.fc2(self.penultimate(x))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from poisonlab._io import write_bytes, write_text
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import load_results
+from poisonlab.results import load_results, slug
 from poisonlab.report import plots
 from poisonlab.report.tables import (Table, defenses_of, detection_table, figure2_table, figure3_table,
                                      paper_applies, paper_numbers, runtime_table, stage_timing_table,
@@ -68,7 +68,7 @@ def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list
     entry = results["attacks"][attack]
     scenarios = entry["scenarios"]
     classes = results["dataset"]["classes"]
-    slug = _slug(attack)
+    stem = slug(attack)
     info = entry["attack"]
     params = ", ".join(f"{k}={v}" for k, v in info["params"].items()) or "defaults"
     primary = " (primary: compared with the paper)" if attack == results["primary_attack"] else ""
@@ -82,20 +82,20 @@ def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list
     blocks.append(figure2_table(results, attack))
     blocks += [figure3_table(results, attack, d) for d in defenses_of(results, attack)]
     blocks += [detection_table(results, attack), runtime_table(results, attack)]
-    blocks.append(Image(f"{slug}-per-class-accuracy.png",
+    blocks.append(Image(f"{stem}-per-class-accuracy.png",
                         plots.per_class_accuracy(scenarios, classes, title=f"Per-class accuracy ({attack})"),
                         f"Per-class test accuracy by scenario under {attack}"))
-    blocks.append(Image(f"{slug}-confusion.png",
+    blocks.append(Image(f"{stem}-confusion.png",
                         plots.confusion_matrices(scenarios, classes, title=f"Confusion matrices ({attack})"),
                         f"Confusion matrices by scenario under {attack}"))
     if defenses_of(results, attack):
         paper = paper_numbers()["scenarios"] if paper_applies(results, attack) else {}
-        blocks.append(Image(f"{slug}-runtime-f1.png",
+        blocks.append(Image(f"{stem}-runtime-f1.png",
                             plots.runtime_and_f1(scenarios, paper, title=f"Run time and detection F1 ({attack})"),
                             f"Defense run times and detection F1 under {attack}"))
     for seed, rel in sorted(entry.get("projections", {}).items())[:1]:
         projection = _read_projection(run_dir, rel)
-        blocks.append(Image(f"{slug}-feature-space-seed{seed}.png",
+        blocks.append(Image(f"{stem}-feature-space-seed{seed}.png",
                             plots.feature_space(projection, title=f"Feature space, PCA-2 of the attacked model's "
                                                                   f"activations ({attack}, seed {seed})"),
                             f"2-D view of the feature space per defense under {attack}"))
@@ -204,10 +204,6 @@ def summary_text(results: dict[str, Any]) -> str:
     timing = results.get("timing", {})
     lines.append(f"total {timing.get('total_seconds', 0):.1f} s ({timing.get('computed_seconds', 0):.1f} s computed)")
     return "\n".join(lines)
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
 __all__ = ["build_document", "render_report", "summary_text", "to_html", "to_markdown"]

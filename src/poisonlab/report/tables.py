@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-BASELINES = ("clean", "attacked")
+from poisonlab.results import BASELINE_SCENARIOS as BASELINES
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from poisonlab.cli import main
 from poisonlab.data import load_dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import PaperCNN
 from poisonlab.training import (TrainConfig, evaluate, extract_features, load_weights, metrics_from_predictions,
+                                predict_logits,
                                 train)
 
 
@@ -103,3 +105,60 @@ def test_mnist_slice_trains_paper_cnn(shared_cache, tmp_path):
                  "--quiet"]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["params"] == 160202 and m["accuracy"] > 0.9
+
+
+def test_step_budget_trains_exactly_that_many_steps(digits_slice):
+    calls = []
+    config = TrainConfig(epochs=1, batch_size=64, seed=0, steps=17)  # 400 images: 7 per pass
+    result = train(digits_slice.x_train, digits_slice.y_train, num_classes=10, config=config, progress=False,
+                   on_epoch=lambda e, n, loss, s: calls.append((e, n)))
+    assert calls == [(1, 3), (2, 3), (3, 3)] and len(result.epoch_losses) == 3
+    with pytest.raises(PoisonlabError, match="steps"):
+        TrainConfig(steps=0)
+
+
+def test_bf16_inference_agrees_with_fp32(digits_slice):
+    model = train(digits_slice.x_train, digits_slice.y_train, num_classes=10, config=TrainConfig(epochs=3, seed=0),
+                  progress=False).model
+    fp32 = predict_logits(model, digits_slice.x_test).argmax(1)
+    bf16 = predict_logits(model, digits_slice.x_test, precision="bf16").argmax(1)
+    assert (fp32 == bf16).mean() > 0.95
+    assert evaluate(model, digits_slice.x_test, digits_slice.y_test, num_classes=10, precision="bf16")["n_test"] == 150
+    with pytest.raises(PoisonlabError):
+        predict_logits(model, digits_slice.x_test, precision="fp16")
+
+
+@pytest.fixture(scope="module")
+def digits_slice():
+    return load_dataset("digits").subset(400, 150, seed=0)
+
+
+def test_extract_features_from_any_module(digits_slice):
+    """A user's own model: the input of its last nn.Linear by default, or any named layer's output."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(256, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    x = digits_slice.x_train[:20]
+    default = extract_features(net, x)
+    assert default.shape == (20, 32) and default.dtype == np.float32 and (default >= 0).all()
+    np.testing.assert_array_equal(default, extract_features(net, x, layer="2"))  # the ReLU feeding the head
+    pre_relu = extract_features(net, x, layer=net[1])
+    np.testing.assert_array_equal(np.maximum(pre_relu, 0), default)
+    with torch.no_grad():
+        expected = net[:3](torch.from_numpy(x.astype(np.float32) / 255)).numpy()
+    np.testing.assert_allclose(default, expected, rtol=1e-6)
+    with pytest.raises(PoisonlabError, match="no layer 'nope'.*1, 2"):
+        extract_features(net, x, layer="nope")
+    with pytest.raises(PoisonlabError, match="not a submodule"):
+        extract_features(net, x, layer=nn.Linear(2, 2))
+    with pytest.raises(PoisonlabError, match="no nn.Linear"):
+        extract_features(nn.Sequential(nn.Flatten()), x)
+
+
+def test_poisonlab_models_give_their_penultimate_layer(digits_slice):
+    model = train(digits_slice.x_train, digits_slice.y_train, num_classes=10, config=TrainConfig(epochs=1, seed=0),
+                  progress=False).model
+    x = digits_slice.x_train[:30]
+    with torch.no_grad():
+        expected = model.penultimate(torch.from_numpy(x.astype(np.float32) / 255).contiguous(
+            memory_format=torch.channels_last)).numpy()
+    np.testing.assert_allclose(extract_features(model, x), expected, rtol=1e-5, atol=1e-6)

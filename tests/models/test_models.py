@@ -43,7 +43,7 @@ def test_normalisation_buffers_are_not_parameters():
 def test_other_sizes_and_channels(size, channels):
     model = PaperCNN(in_channels=channels, image_size=size, num_classes=7)
     assert model(torch.zeros(2, channels, size, size)).shape == (2, 7)
-    assert model.features(torch.zeros(2, channels, size, size)).shape == (2, 128)
+    assert model.penultimate(torch.zeros(2, channels, size, size)).shape == (2, 128)
 
 
 def test_too_small_images_and_unknown_model():
@@ -51,3 +51,19 @@ def test_too_small_images_and_unknown_model():
         PaperCNN(image_size=15)
     with pytest.raises(PoisonlabError, match="unknown model"):
         build_model("resnet-9000")
+
+
+def test_paper_cnn_pools_before_relu_without_changing_the_function():
+    torch.manual_seed(0)
+    model = build_model("paper-cnn", image_size=28, num_classes=10).eval()
+    x = torch.rand(8, 1, 28, 28)
+
+    def relu_then_pool(m, x):
+        x = (x.expand(-1, 3, -1, -1) - m.mean) / m.std
+        x = m.pool1(torch.relu(m.conv1(x)))
+        x = m.pool2(torch.relu(m.conv2(x)))
+        x = m.pool3(torch.relu(m.conv3(x)))
+        return m.fc2(torch.relu(m.fc1(torch.flatten(x, 1))))
+
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), relu_then_pool(model, x))

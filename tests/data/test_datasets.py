@@ -1,5 +1,4 @@
 import gzip
-import json
 import pickle
 
 import numpy as np

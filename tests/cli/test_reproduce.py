@@ -102,3 +102,18 @@ def test_reproduce_quick_on_digits_runs_both_paper_attacks(tmp_path, capsys):
     assert fgsm["attack"]["params"]["eps"] == 2.0 and fgsm["attack"]["n_poison"] > 0
     assert set(fgsm["scenarios"]) == {"clean", "attacked", "pca"}
     assert "Summary: fgsm" in capsys.readouterr().out
+
+
+def test_a_bad_attack_parameter_fails_before_anything_runs(tmp_path, capsys):
+    """FGSM eps = -1 is refused while the config is read: no data loaded, no model trained, no folder made."""
+    path = tmp_path / "bad.toml"
+    path.write_text('[[attacks]]\nname = "label-flip"\nparams = { rate = 0.1 }\n'
+                    '[[attacks]]\nname = "fgsm"\nparams = { eps = -1 }\n')
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys)
+    assert "'attacks[1].params' (fgsm): eps must be a positive number, got -1" in line and str(path) in line
+    assert not (tmp_path / "out").exists()
+    assert main(["reproduce", "--out", str(tmp_path / "out"), "--defenses", "pca", "--dataset", "digits",
+                 "--subset", "300", "120", "--quiet", "--workers", "-1"]) == 2
+    assert "'workers' must be a non-negative integer" in one_error_line(capsys)
+    assert not (tmp_path / "out").exists()

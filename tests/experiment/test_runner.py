@@ -1,41 +1,21 @@
-"""The experiment runner: config validation, the results.json layout, stage caching and resume."""
+"""The experiment runner: the results.json layout, stage caching, resume, workers, seeds, targeted attacks."""
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import numbers_only, tiny_config
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import (AttackSpec, ExperimentConfig, _Runner, aggregate_scenarios, check_names,
-                                  config_from_dict, load_config, load_results, run_experiment)
+from poisonlab.experiment import StageEvent, run_experiment
 from poisonlab.parallel import threads_per_worker
+from poisonlab.report import render_report
+from poisonlab.results import load_results
 
 SCENARIOS = ("clean", "attacked", "pca", "kmeans")
-
-
-def tiny_config(**changes) -> ExperimentConfig:
-    """Digits, 300 training images, one epoch: the whole pipeline in a few seconds."""
-    base = dict(dataset="digits", n_train=300, n_test=120, clean_epochs=1, attacked_epochs=1, retrain_epochs=1,
-                batch_size=64, defenses=["pca", "kmeans"], projection_samples=200, workers=0,
-                attacks=[{"name": "label-flip", "params": {"rate": 0.5, "source_class": 2, "target_class": 8}}])
-    base.update(changes)
-    return config_from_dict(base)
-
-
-def numbers_only(results: dict) -> dict:
-    """results.json without what legitimately changes between runs (clock times, dates, stage timeline)."""
-    def strip(obj):
-        if isinstance(obj, dict):
-            return {k: strip(v) for k, v in obj.items()
-                    if not k.startswith("seconds") and k not in ("created", "timing", "epoch_losses")}
-        if isinstance(obj, list):
-            return [strip(v) for v in obj]
-        return obj
-    return strip(results)
 
 
 @pytest.fixture(scope="module")
@@ -45,78 +25,13 @@ def tiny_run(tmp_path_factory):
     return out, results
 
 
-# --------------------------------------------------------------------------------------------- config
-
-def test_defaults_are_the_paper_setup():
-    config = ExperimentConfig()
-    assert config.dataset == "mnist" and config.model == "paper-cnn"
-    assert [a.name for a in config.attacks] == ["label-flip", "fgsm"]
-    assert config.attacks[1].params["eps"] == 2.0
-    assert config.defenses == ("pca", "kmeans", "pca+kmeans", "dbscan", "birch")
-    assert config.primary_attack == "label-flip"
-
-
-def test_seeds_count_expands_and_round_trips():
-    config = tiny_config(seeds=3)
-    assert config.seeds == (0, 1, 2)
-    assert config_from_dict(config.to_dict()) == config
-
-
-@pytest.mark.parametrize("changes, key", [
-    ({"epochz": 3}, "epochz"),
-    ({"clean_epochs": "three"}, "clean_epochs"),
-    ({"clean_epochs": 0}, "clean_epochs"),
-    ({"retrain_epochs": True}, "retrain_epochs"),
-    ({"lr": -1.0}, "lr"),
-    ({"batch_size": 1.5}, "batch_size"),
-    ({"n_train": -5}, "n_train"),
-    ({"precision": "fp8"}, "precision"),
-    ({"seeds": 0}, "seeds"),
-    ({"seeds": [1, 1]}, "seeds"),
-    ({"seeds": ["a"]}, "seeds"),
-    ({"defenses": "pca"}, "defenses"),
-    ({"defenses": ["pca", "clean"]}, "defenses"),
-    ({"defense_params": {"birch": {}}}, "defense_params.birch"),
-    ({"projection_samples": -1}, "projection_samples"),
-    ({"attacks": [{"name": "label-flip", "rate": 0.1}]}, "attacks[0].rate"),
-    ({"attacks": [{"params": {}}]}, "attacks[0].name"),
-    ({"primary_attack": "fgsm"}, "primary_attack"),
-])
-def test_bad_config_names_the_key(changes, key):
-    with pytest.raises(PoisonlabError, match=key.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
-        tiny_config(**changes)
-
-
-def test_toml_file_round_trip_and_errors(tmp_path):
-    good = tmp_path / "good.toml"
-    good.write_text('dataset = "digits"\nseeds = 2\nretrain_epochs = 2\ndefenses = ["pca"]\n'
-                    '[[attacks]]\nname = "label-flip"\nparams = { rate = 0.2 }\n'
-                    '[defense_params.pca]\ncontamination = 0.1\n')
-    config = load_config(good)
-    assert config.seeds == (0, 1) and config.retrain_epochs == 2
-    assert config.attacks == (AttackSpec("label-flip", {"rate": 0.2}),)
-    assert config.defense_params == {"pca": {"contamination": 0.1}}
-    bad = tmp_path / "bad.toml"
-    bad.write_text('dataset = "digits"\nclean_epochs = "x"\n')
-    with pytest.raises(PoisonlabError, match=r"bad\.toml: 'clean_epochs' must be a positive integer"):
-        load_config(bad)
-    broken = tmp_path / "broken.toml"
-    broken.write_text("dataset = \n")
-    with pytest.raises(PoisonlabError, match="not valid TOML"):
-        load_config(broken)
-    with pytest.raises(PoisonlabError, match="no such config file"):
-        load_config(tmp_path / "missing.toml")
-
-
-def test_unknown_attack_or_defense_fails_before_training(tmp_path):
+def test_unknown_attack_or_defense_fails_before_training():
+    # the config refuses them when it is made: no run can start with them
     with pytest.raises(PoisonlabError, match="unknown defense 'nope'"):
-        run_experiment(tiny_config(defenses=["nope"]), tmp_path / "a", progress=False)
-    with pytest.raises(PoisonlabError, match=r"'attacks\[0\]'.*unknown attack"):
-        run_experiment(tiny_config(attacks=[{"name": "nope"}], primary_attack="nope"), tmp_path / "b", progress=False)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+        tiny_config(defenses=["nope"])
+    with pytest.raises(PoisonlabError, match=r"'attacks\[0\]\.name'.*unknown attack"):
+        tiny_config(attacks=[{"name": "nope"}], primary_attack="nope")
 
-
-# --------------------------------------------------------------------------------------------- results
 
 def test_results_layout(tiny_run):
     out, results = tiny_run
@@ -158,23 +73,35 @@ def test_projection_file(tiny_run):
         assert npz["is_poison"].dtype == bool and len(np.unique(npz["index"])) == 200
 
 
-def test_interrupted_run_resumes_with_identical_numbers(tiny_run, tmp_path, monkeypatch):
+def interrupt_at(stage: str, nth: int = 1):
+    """A ``before_stage`` hook that stops the run (as Ctrl-C would) when the ``nth`` ``stage`` is about to start."""
+    seen: list[StageEvent] = []
+
+    def hook(event: StageEvent) -> None:
+        seen.append(event)
+        if sum(e.stage == stage for e in seen) == nth:
+            raise KeyboardInterrupt
+
+    hook.seen = seen  # type: ignore[attr-defined]
+    return hook
+
+
+def test_before_stage_sees_every_stage_in_order(tmp_path):
+    events: list[StageEvent] = []
+    run_experiment(tiny_config(projection_samples=0), tmp_path / "run", progress=False, before_stage=events.append)
+    assert [(e.stage, e.attack, e.defense) for e in events] == [
+        ("clean", None, None), ("attack", "label-flip", None), ("attacked", "label-flip", None),
+        ("features", "label-flip", None), ("detect", "label-flip", "pca"), ("retrain", "label-flip", "pca"),
+        ("detect", "label-flip", "kmeans"), ("retrain", "label-flip", "kmeans")]
+    assert {e.seed for e in events} == {0}
+
+
+def test_interrupted_run_resumes_with_identical_numbers(tiny_run, tmp_path):
     _, reference = tiny_run
     out = tmp_path / "run"
-    real = _Runner.detect_stage
-    calls = []
-
-    def interrupt_second_detection(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(_Runner, "detect_stage", interrupt_second_detection)
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(tiny_config(), out, progress=False)
+        run_experiment(tiny_config(), out, progress=False, before_stage=interrupt_at("detect", 2))
     assert not (out / "results.json").exists()
-    monkeypatch.setattr(_Runner, "detect_stage", real)
     resumed = run_experiment(tiny_config(), out, resume=True, progress=False)
     assert numbers_only(resumed) == numbers_only(json.loads(json.dumps(reference)))
     cached = {(t["stage"], t["defense"]): t["cached"] for t in resumed["timing"]["stages"]}
@@ -233,23 +160,6 @@ def test_identical_filters_share_one_retraining(tmp_path):
     assert results["attacks"]["label-flip"]["projections"] == {}
 
 
-# --------------------------------------------------------------------------------------------- seeds
-
-def test_aggregate_mean_std_and_per_seed():
-    seeds = [{"accuracy": 0.9, "per_class_accuracy": [1.0, 0.8], "f1": None, "confusion_matrix": [[1, 0], [0, 1]]},
-             {"accuracy": 0.8, "per_class_accuracy": [0.6, 0.8], "f1": 0.5, "confusion_matrix": [[1, 0], [1, 0]]}]
-    agg = aggregate_scenarios(seeds)
-    assert agg["accuracy"] == pytest.approx(0.85)
-    assert agg["std"]["accuracy"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
-    assert agg["per_class_accuracy"] == pytest.approx([0.8, 0.8])
-    assert agg["std"]["per_class_accuracy"][1] == pytest.approx(0.0)
-    assert agg["f1"] == 0.5 and agg["std"]["f1"] is None
-    assert agg["confusion_matrix"] == [[1.0, 0.0], [0.5, 0.5]]
-    assert agg["per_seed"] == seeds
-    single = aggregate_scenarios(seeds[:1])
-    assert single["accuracy"] == 0.9 and single["std"]["accuracy"] is None
-
-
 def test_two_seeds_report_spread(tmp_path):
     results = run_experiment(tiny_config(seeds=2, defenses=["pca"], projection_samples=0), tmp_path / "run",
                              progress=False)
@@ -257,25 +167,6 @@ def test_two_seeds_report_spread(tmp_path):
     assert results["seeds"] == [0, 1] and len(s["per_seed"]) == 2
     assert s["accuracy"] == pytest.approx(np.mean([p["accuracy"] for p in s["per_seed"]]))
     assert s["std"]["accuracy"] == pytest.approx(np.std([p["accuracy"] for p in s["per_seed"]], ddof=1))
-
-
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
-
-
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_example_configs_are_valid(path):
-    config = load_config(path)
-    check_names(config)
-    assert config.primary_attack in [a.label for a in config.attacks]
-
-
-def test_paper_example_is_the_reproduce_default():
-    assert load_config(Path(__file__).resolve().parents[1] / "examples" / "paper.toml") == ExperimentConfig()
-
-
-def test_primary_attack_defaults_to_the_first_without_label_flip():
-    config = tiny_config(attacks=[{"name": "fgsm", "params": {"rate": 0.1}}])
-    assert config.primary_attack == "fgsm"
 
 
 def fgsm_config():
@@ -287,17 +178,12 @@ def fgsm_reference(tmp_path_factory):
     return run_experiment(fgsm_config(), tmp_path_factory.mktemp("fgsm"), progress=False)
 
 
-@pytest.mark.parametrize("stage", ["attack_stage", "features_stage"])
-def test_resume_reloads_saved_models(fgsm_reference, tmp_path, monkeypatch, stage):
+@pytest.mark.parametrize("stage", ["attack", "features"])
+def test_resume_reloads_saved_models(fgsm_reference, tmp_path, stage):
     # interrupted right before a stage that needs a model trained earlier: the resumed run must read its
     # weights back from safetensors (the clean surrogate for FGSM, the attacked model for activations)
-    def interrupt(self, *args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(_Runner, stage, interrupt)
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(fgsm_config(), tmp_path, progress=False)
-    monkeypatch.undo()
+        run_experiment(fgsm_config(), tmp_path, progress=False, before_stage=interrupt_at(stage))
     resumed = run_experiment(fgsm_config(), tmp_path, resume=True, progress=False)
     assert numbers_only(resumed) == numbers_only(json.loads(json.dumps(fgsm_reference)))
     assert resumed["timing"]["stages"][0]["cached"]
@@ -306,8 +192,6 @@ def test_resume_reloads_saved_models(fgsm_reference, tmp_path, monkeypatch, stag
 def test_targeted_attack_reports_target_success_per_scenario(tmp_path):
     """Gradient matching in a config: every scenario says how many targets landed in their adversarial
     class (clean: the base rate), the per-target predictions agree with it, and a resumed run agrees."""
-    from poisonlab.report import render_report
-
     config = tiny_config(attacks=[
         {"name": "label-flip", "params": {"rate": 0.5, "source_class": 2, "target_class": 8}},
         {"name": "gradient-matching", "params": {"budget": 0.05, "targets": 3, "restarts": 1, "steps": 4}}])

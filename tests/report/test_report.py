@@ -16,7 +16,8 @@ import pytest
 
 from poisonlab._io import save_npz, write_json
 from poisonlab.errors import PoisonlabError
-from poisonlab.experiment import RESULTS_FORMAT, ExperimentConfig, aggregate_scenarios
+from poisonlab.experiment import ExperimentConfig
+from poisonlab.results import RESULTS_FORMAT, aggregate_scenarios
 from poisonlab.report import render_report, summary_text
 from poisonlab.report.tables import figure2_table, paper_numbers, verdict
 

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from poisonlab.attacks import make_attack
+from poisonlab.cli import attack, main
 from poisonlab.attacks.gradient_matching import (GradientMatching, brew_poisons, gradient_alignment,
                                                  random_translate)
 from poisonlab.data import load_dataset, load_poisoned
 from poisonlab.errors import PoisonlabError
-from poisonlab.training import TrainConfig, save_weights, train
+from poisonlab.training import TrainConfig, predict_logits, save_weights, train
 
 EPS = 16 / 255
 TINY = dict(budget=0.05, eps=EPS, targets=2, restarts=2, steps=6, surrogate_epochs=4)
@@ -127,8 +128,6 @@ def test_ensemble_and_given_model(digits, surrogate):
 
 
 def test_low_margin_targets_are_the_surrogates_closest_calls(digits, surrogate):
-    from poisonlab.training import predict_logits
-
     attack = GradientMatching(budget=0.02, targets=2, restarts=1, steps=1, target_selection="low-margin")
     record = attack.poison(digits, seed=0, model=surrogate).attack
     logits = predict_logits(surrogate, digits.x_test)
@@ -171,10 +170,9 @@ def test_bad_parameters_raise(digits, params):
 
 
 def _gm_parser() -> argparse.ArgumentParser:
-    from poisonlab.cli.attack_gm import register_attack_subcommand
-
+    """The ``poisonlab attack`` group's parser (one path for every attack)."""
     parser = argparse.ArgumentParser()
-    register_attack_subcommand(parser.add_subparsers())
+    attack.register(parser.add_subparsers())
     return parser
 
 
@@ -182,7 +180,7 @@ def test_cli_subcommand_writes_poisoned_npz(tmp_path, surrogate):
     weights = tmp_path / "model.safetensors"
     save_weights(surrogate, weights)
     out = tmp_path / "p.npz"
-    args = _gm_parser().parse_args(["gradient-matching", "--dataset", "digits", "--subset", "200", "60",
+    args = _gm_parser().parse_args(["attack", "gradient-matching", "--dataset", "digits", "--subset", "200", "60",
                                     "--budget", "0.05", "--eps", "8", "--targets", "2", "--restarts", "1",
                                     "--steps", "2", "--surrogate", str(weights), "--out", str(out)])
     assert args.func(args) == 0
@@ -192,15 +190,13 @@ def test_cli_subcommand_writes_poisoned_npz(tmp_path, surrogate):
 
 
 def test_cli_missing_surrogate_is_a_user_error(tmp_path):
-    args = _gm_parser().parse_args(["gradient-matching", "--dataset", "digits", "--surrogate",
+    args = _gm_parser().parse_args(["attack", "gradient-matching", "--dataset", "digits", "--surrogate",
                                     str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "p.npz")])
     with pytest.raises(PoisonlabError, match="no such file"):
         args.func(args)
 
 
 def test_public_cli_attack_then_validate(tmp_path, capsys):
-    from poisonlab.cli import main
-
     out, report = tmp_path / "p.npz", tmp_path / "v.json"
     assert main(["attack", "gradient-matching", "--dataset", "digits", "--subset", "200", "60", "--budget", "0.05",
                  "--eps", "16", "--targets", "1", "--restarts", "1", "--steps", "2", "--surrogate-epochs", "1",

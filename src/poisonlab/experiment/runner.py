@@ -1,0 +1,438 @@
+"""The staged pipeline of one experiment run, once per seed::
+
+    clean train -> for each attack: attack -> attacked train -> activations of the attacked model
+               -> for each defense: detect -> filter (poisoned.keep(~flagged)) -> retrain -> evaluate
+
+Trainings run as jobs on a :class:`poisonlab.parallel.TrainPool` (worker processes) as soon as their
+inputs exist: the clean model and the attacked model of an attack that needs no surrogate start together,
+detectors run in this process while other trainings go on, and the retrainings fill the workers. The
+run's last training, which nothing is queued behind, gets every core. A training's numbers depend on
+its inputs and thread count only, so the schedule never changes a result. Each retraining gets the
+attacked model's number of optimizer steps by default (``retrain_budget="steps"``).
+
+Every stage's result is kept in a :class:`~poisonlab.experiment.store.StageStore` under the run folder,
+keyed by a hash of the stage's config and its inputs' keys: a run resumed with ``resume=True`` loads
+what was done and computes the rest, with the same results, and two defenses that flag the same samples
+share one retraining.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
+
+from poisonlab import __version__
+from poisonlab._io import save_npz, write_json
+from poisonlab.attacks import ATTACKS, TargetedRecord, make_attack
+from poisonlab.data import Dataset, PoisonedDataset, load_dataset
+from poisonlab.defenses import compute_features, detect_poisons, json_params, seeded_detector
+from poisonlab.errors import PoisonlabError
+from poisonlab.experiment.assemble import (DETECTION_KEYS, AttackRun, assemble_results, scenario_row,
+                                           target_outcome)
+from poisonlab.experiment.config import AttackSpec, ExperimentConfig
+from poisonlab.experiment.jobs import PendingTrain, StageEvent, TrainedModel
+from poisonlab.experiment.store import StageStore, array_fingerprint, digest
+from poisonlab.parallel import TrainJob, TrainPool, threads_per_worker
+from poisonlab.results import Results, slug
+from poisonlab.training import epoch_steps
+
+Log = Callable[[str], None]
+StageHook = Callable[[StageEvent], None]
+
+
+@dataclass
+class Attacked:
+    """One attack under one seed: the poisoned set, its stage key and record, and the model trained on it."""
+
+    spec: AttackSpec
+    poisoned: PoisonedDataset
+    key: str
+    record: dict[str, Any]  # "attack" (the attack's own record), "n_poison", "seconds", "images_changed"
+    training: PendingTrain
+
+
+@dataclass
+class FeatureSpace:
+    """The detectors' features of one poisoned set, computed once and shared by every defense."""
+
+    key: str
+    record: dict[str, Any]  # "seconds", "info"
+    store: StageStore
+    _array: np.ndarray | None = field(default=None, repr=False)
+
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = self.store.arrays("features", self.key)["features"]
+        return self._array
+
+
+@dataclass
+class Defended:
+    """One defense of one attacked set: what it flagged, how well, and the retraining on what it kept."""
+
+    flagged: np.ndarray
+    detection: dict[str, Any]
+    retraining: PendingTrain
+
+
+class Runner:
+    """Runs the stages of one experiment into one run folder (see the module docstring).
+
+    ``before_stage`` is called with a :class:`StageEvent` before each stage starts; an exception it raises
+    stops the run as an error or Ctrl-C at that point would (finished stages are kept for ``--resume``).
+    """
+
+    def __init__(self, config: ExperimentConfig, out: Path, store: StageStore, pool: TrainPool, *, log: Log,
+                 before_stage: StageHook | None = None) -> None:
+        self.config, self.out, self.store, self.pool, self.log = config, out, store, pool, log
+        self.before_stage = before_stage or (lambda event: None)
+        self.timeline: list[dict[str, Any]] = []
+        self.started = time.time()
+        self._inflight: dict[str, PendingTrain] = {}
+
+    # -- bookkeeping
+    def harvest(self) -> None:
+        """Store every finished training now, so an interrupted run keeps it for ``--resume``."""
+        for key, pending in list(self._inflight.items()):
+            if pending.collect() is not None:
+                del self._inflight[key]
+
+    def finish(self, pending: PendingTrain) -> TrainedModel:
+        """Wait for a training stage, store it and note it in the timeline (once)."""
+        model = pending.wait()
+        self._inflight.pop(pending.key, None)
+        if not pending.noted:
+            pending.noted = True
+            e = pending.event
+            self._note(e.stage, model.record["seconds"], pending.cached, seed=e.seed, attack=e.attack,
+                       defense=e.defense, detail=f"accuracy {model.record['accuracy'] * 100:.2f}%",
+                       finished=pending.finished_wall)
+        return model
+
+    def _note(self, stage: str, seconds: float, cached: bool, *, seed: int, attack: str | None = None,
+              defense: str | None = None, detail: str = "", finished: float | None = None) -> None:
+        """One timeline entry; ``finished_at`` is seconds since the run started (wall clock), when the
+        stage ended (a training in a worker) or was noted here."""
+        end = (finished if finished is not None and not cached else time.time()) - self.started
+        self.timeline.append({"stage": stage, "attack": attack, "defense": defense, "seed": seed,
+                              "seconds": round(float(seconds), 3), "cached": cached,
+                              "finished_at": round(end, 2)})
+        label = f"{stage} {'/'.join(p for p in (attack, defense) if p)}".strip()
+        state = "cached" if cached else f"{seconds:.1f} s"
+        self.log(f"[seed {seed}] {label}: {detail}{' ' if detail else ''}({state})")
+
+    # -- stages
+    def train_stage(self, event: StageEvent, ds: Dataset, data_key: str, *, keep: np.ndarray | None, epochs: int,
+                    steps: int | None = None, activations: bool = False, last: bool = False) -> PendingTrain:
+        """Train on ``ds``'s training split (rows where ``keep``), evaluate on its test split: a stored
+        result at once, else a job on the pool. ``steps`` (total optimizer steps) overrides ``epochs``;
+        ``last`` marks the run's final training (it may take every core: see ``TrainPool.job_threads``)."""
+        self.before_stage(event)
+        n_kept = len(ds.y_train) if keep is None else int(np.count_nonzero(keep))
+        if steps is not None and steps == epochs * epoch_steps(n_kept, self.config.batch_size):
+            steps = None  # the same training as ``epochs`` passes: one key, so identical work is shared
+        config = self.config.train_config(epochs=epochs, seed=event.seed, steps=steps)
+        keep_key = None if keep is None or keep.all() else array_fingerprint(np.packbits(keep))
+        threads = self.pool.job_threads(last=last)
+        key = digest({"stage": "train", "data": data_key, "keep": keep_key, "train": config.to_dict(),
+                      "threads": threads, "version": __version__})
+        shape = tuple(ds.x_train.shape[1:])
+        record = self.store.load("train", key)
+        if record is not None:
+            return PendingTrain(key, event, config, ds.num_classes, shape, self.store, record=record)
+        if key in self._inflight:  # the same training already queued (e.g. two defenses removed the same)
+            return self._inflight[key]
+        x, y = (ds.x_train, ds.y_train) if keep is None else (ds.x_train[keep], ds.y_train[keep])
+        label = f"[seed {event.seed}] {event.stage} {'/'.join(p for p in (event.attack, event.defense) if p)}".strip()
+        future = self.pool.submit(TrainJob(x, y, ds.x_test, ds.y_test, ds.num_classes, config, label,
+                                           activations=activations, threads=threads))
+        pending = PendingTrain(key, event, config, ds.num_classes, shape, self.store, future=future)
+        self._inflight[key] = pending
+        return pending
+
+    def attack_stage(self, spec: AttackSpec, ds: Dataset, data_key: str, clean: PendingTrain,
+                     seed: int) -> tuple[PoisonedDataset, str, dict[str, Any]]:
+        """Poison ``ds``'s training split; the clean model is the surrogate of attacks that use one (only
+        those wait for it)."""
+        self.before_stage(StageEvent("attack", seed, spec.label))
+        key = digest({"stage": "attack", "data": data_key, "attack": spec.name, "params": dict(spec.params),
+                      "seed": seed, "surrogate": clean.key, "threads": torch.get_num_threads(),
+                      "version": __version__})
+        record = self.store.load("attack", key)
+        cached = record is not None
+        if record is None:
+            attack = make_attack(spec.name, **spec.params)
+            surrogate = self.finish(clean).model() if attack.uses_model else None  # waiting is not attack time
+            start = time.perf_counter()
+            poisoned = attack.poison(ds, seed=seed, model=surrogate)
+            seconds = time.perf_counter() - start
+            arrays = {"y_train": poisoned.y_train, "is_poison": poisoned.is_poison}
+            if not np.array_equal(poisoned.x_train, ds.x_train):
+                arrays["x_train"] = poisoned.x_train
+            record = {"attack": poisoned.attack, "n_poison": poisoned.n_poison, "seconds": round(seconds, 3),
+                      "images_changed": "x_train" in arrays}
+            self.store.save("attack", key, record, arrays=arrays)
+        else:
+            arrays = self.store.arrays("attack", key)
+            poisoned = PoisonedDataset(
+                name=ds.name, x_train=arrays.get("x_train", ds.x_train), y_train=arrays["y_train"],
+                x_test=ds.x_test, y_test=ds.y_test, classes=ds.classes, is_poison=arrays["is_poison"],
+                original_labels=ds.y_train.copy(), attack=record["attack"])
+        self._note("attack", record["seconds"], cached, seed=seed, attack=spec.label,
+                   detail=f"{record['n_poison']} of {len(ds.y_train)} training samples poisoned")
+        return poisoned, key, record
+
+    def features_stage(self, poisoned: PoisonedDataset, attacked: TrainedModel, seed: int,
+                       attack: str) -> FeatureSpace:
+        """Features of the poisoned training set, computed once and shared by every defense."""
+        self.before_stage(StageEvent("features", seed, attack))
+        kind = self.config.features
+        key = digest({"stage": "features", "kind": kind, "model": attacked.key if kind == "activations" else None,
+                      "data": array_fingerprint(poisoned.x_train), "seed": seed, "threads": torch.get_num_threads(),
+                      "version": __version__})
+        record = self.store.load("features", key)
+        cached = record is not None
+        X = None
+        if record is None and kind == "activations" and attacked.activations is not None:
+            # computed by the training job itself, right after training
+            X = np.ascontiguousarray(attacked.activations, dtype=np.float32)
+            info = {"features": kind, "dim": int(X.shape[1]), "seconds": attacked.record["features_seconds"],
+                    "trained_here": False, "model_seed": attacked.train_config.seed,
+                    "precision": attacked.train_config.resolved_precision(), "computed_with_training": True}
+            record = {"seconds": info["seconds"], "info": info}
+            self.store.save("features", key, record, arrays={"features": X})
+        if record is None:
+            X, info = compute_features(kind, poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes,
+                                       model=attacked.model() if kind == "activations" else None, seed=seed,
+                                       precision=attacked.train_config.resolved_precision())
+            record = {"seconds": round(float(info["seconds"]), 3), "info": info}
+            self.store.save("features", key, record, arrays={"features": X})
+        self._note("features", record["seconds"], cached, seed=seed, attack=attack,
+                   detail=f"{kind} {record['info'].get('dim', '')}-d")
+        return FeatureSpace(key, record, self.store, X)
+
+    def detect_stage(self, name: str, features: FeatureSpace, poisoned: PoisonedDataset, seed: int,
+                     attack: str) -> tuple[np.ndarray, dict[str, Any]]:
+        """Fit one detector on the shared features; the flagged mask and the detection metrics."""
+        self.before_stage(StageEvent("detect", seed, attack, name))
+        detector = seeded_detector(name, self.config.defense_params.get(name, {}), seed)
+        key = digest({"stage": "detect", "features": features.key, "defense": name,
+                      "params": json_params(detector.get_params(deep=False)),
+                      "labels": array_fingerprint(poisoned.y_train), "version": __version__})
+        record = self.store.load("detect", key)
+        cached = record is not None
+        if record is None:
+            result = detect_poisons(detector, features.array(), poisoned)
+            flagged = result.flagged
+            record = {k: result.metrics[k] for k in (*DETECTION_KEYS, "threshold", "contamination", "params")}
+            record["seconds"] = result.metrics["seconds_detect"]
+            # JSON has no infinity: a threshold that flags nothing is stored as null
+            record["threshold"] = record["threshold"] if np.isfinite(record["threshold"]) else None
+            self.store.save("detect", key, record, arrays={"flagged": flagged,
+                                                           "scores": result.scores.astype(np.float32)})
+        else:
+            flagged = self.store.arrays("detect", key)["flagged"].astype(bool)
+        f1 = "n/a" if record["f1"] is None else f"{record['f1']:.3f}"
+        self._note("detect", record["seconds"], cached, seed=seed, attack=attack, defense=name,
+                   detail=f"removed {record['removed']} ({record['poisons_removed']} poisons), F1 {f1}")
+        return flagged, record
+
+    def projection(self, attack: str, seed: int, features: FeatureSpace, poisoned: PoisonedDataset,
+                   flagged: dict[str, np.ndarray]) -> str | None:
+        """PCA-2 of the features of a fixed random sample of training points, saved next to results.json."""
+        n = min(self.config.projection_samples, len(poisoned.y_train))
+        if n < 2:
+            return None
+        index = np.sort(np.random.default_rng(seed).choice(len(poisoned.y_train), size=n, replace=False))
+        X = features.array()
+        xy = PCA(n_components=2, random_state=seed).fit(X).transform(X[index]).astype(np.float32)
+        names = list(flagged)
+        rel = f"projections/{slug(attack)}-seed{seed}.npz"
+        save_npz(self.out / rel, xy=xy, index=index.astype(np.int64), labels=poisoned.y_train[index],
+                 is_poison=poisoned.is_poison[index], defenses=np.asarray(names, dtype=str),
+                 flagged=np.stack([flagged[d][index] for d in names]) if names else np.zeros((0, n), dtype=bool))
+        return rel
+
+    # -- the pipeline for one seed
+    def run_seed(self, ds: Dataset, data_key: str, seed: int, *, last: bool = False) -> dict[str, AttackRun]:
+        """Every stage of one seed. Trainings go to the pool as soon as their inputs exist: the clean model
+        and the models of attacks without a surrogate (label flipping) first, side by side; each attacked
+        model's defenses detect in this process while other trainings run; the retrainings last.
+        ``last``: this is the run's final seed (its final retraining is the run's last job)."""
+        c = self.config
+        clean = self.train_stage(StageEvent("clean", seed), ds, data_key, keep=None, epochs=c.clean_epochs)
+        attacked: dict[str, Attacked] = {}
+        # attacks that need no surrogate start before the clean model is done
+        for spec in sorted(c.attacks, key=lambda spec: bool(ATTACKS[spec.name].uses_model)):
+            poisoned, key, record = self.attack_stage(spec, ds, data_key, clean, seed)
+            training = self.train_stage(StageEvent("attacked", seed, spec.label), poisoned, key, keep=None,
+                                        epochs=c.attacked_epochs,
+                                        activations=c.features == "activations" and bool(c.defenses))
+            attacked[spec.label] = Attacked(spec, poisoned, key, record, training)
+        clean_row = scenario_row(self.finish(clean).record)
+        defended: dict[str, dict[str, Defended]] = {}
+        spaces: dict[str, FeatureSpace] = {}
+        for spec in c.attacks:
+            run = attacked[spec.label]
+            model = self.finish(run.training)
+            defended[spec.label] = {}
+            if not (c.defenses or c.projection_samples):
+                continue
+            spaces[spec.label] = features = self.features_stage(run.poisoned, model, seed, spec.label)
+            # "steps": every retraining gets the attacked model's number of optimizer steps
+            steps = None
+            if c.retrain_budget == "steps":
+                steps = c.retrain_epochs * epoch_steps(len(run.poisoned.y_train), c.batch_size)
+            for name in c.defenses:
+                final = last and spec is c.attacks[-1] and name == c.defenses[-1]
+                flagged, detection = self.detect_stage(name, features, run.poisoned, seed, spec.label)
+                self.harvest()
+                if flagged.all():
+                    raise PoisonlabError(f"defense {name!r} flagged every training sample under attack {spec.label!r}")
+                retraining = self.train_stage(StageEvent("retrain", seed, spec.label, name), run.poisoned, run.key,
+                                              keep=~flagged, epochs=c.retrain_epochs, steps=steps, last=final)
+                defended[spec.label][name] = Defended(flagged, detection, retraining)
+        return {spec.label: self._attack_run(attacked[spec.label], clean, clean_row, defended[spec.label],
+                                             spaces.get(spec.label), ds, seed) for spec in c.attacks}
+
+    def _attack_run(self, run: Attacked, clean: PendingTrain, clean_row: dict[str, Any],
+                    defended: dict[str, Defended], features: FeatureSpace | None, ds: Dataset,
+                    seed: int) -> AttackRun:
+        """One attack's rows for one seed, once its retrainings are done."""
+        models = {"clean": self.finish(clean), "attacked": self.finish(run.training)}
+        scenarios = {"clean": dict(clean_row),  # a copy: target metrics differ by attack
+                     "attacked": scenario_row(models["attacked"].record, seconds_attack=run.record["seconds"])}
+        for name, d in defended.items():
+            models[name] = self.finish(d.retraining)
+            scenarios[name] = scenario_row(models[name].record, features_seconds=features.record["seconds"],
+                                           detection=d.detection)
+        targeted = TargetedRecord.from_attack(run.record["attack"], required=ATTACKS[run.spec.name].targeted)
+        targets = target_outcome(targeted, models, scenarios, ds.y_test)
+        flagged = {name: d.flagged for name, d in defended.items()}
+        projection = (self.projection(run.spec.label, seed, features, run.poisoned, flagged)
+                      if self.config.projection_samples and features is not None else None)
+        summary = {"name": run.spec.name, "params": dict(run.spec.params), "record": run.record["attack"],
+                   "n_poison": run.record["n_poison"], "rate_of_train": run.record["n_poison"] / len(ds.y_train)}
+        return AttackRun(summary=summary, scenarios=scenarios, projection=projection, targets=targets)
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+def prepare_run_dir(out: str | os.PathLike, config: ExperimentConfig, *, resume: bool, force: bool,
+                    log: Log | None = None) -> Path:
+    """Check the run folder against ``config`` and record the config in ``config.json``.
+
+    Without ``resume`` a non-empty folder must hold the same config (or ``force`` is needed); its old
+    stages are then discarded. With ``resume`` matching stages are reused whatever the config was.
+    """
+    out = Path(out)
+    log = log or (lambda message: None)
+    if out.exists() and not out.is_dir():
+        raise PoisonlabError(f"{out}: exists and is not a folder")
+    existing = out / "config.json"
+    wanted = json.loads(json.dumps(config.to_dict()))
+    if resume and _read_json(existing) not in (None, wanted):
+        log(f"{out} held another config; reusing only the stages whose inputs match")
+    if out.exists() and any(out.iterdir()) and not resume:
+        held = _read_json(existing)
+        if held != wanted and not force:
+            what = "a different experiment" if held is not None else "files that are not a poisonlab run"
+            raise PoisonlabError(f"{out} holds {what}; use --resume to reuse its matching stages, --force to "
+                                 "start over, or another --out")
+        if held is not None or force:
+            shutil.rmtree(out / "stages", ignore_errors=True)
+            shutil.rmtree(out / "projections", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(existing, wanted)
+    return out
+
+
+def load_experiment_dataset(config: ExperimentConfig, *, log: Log | None = None) -> Dataset:
+    """The config's dataset, sliced to ``n_train`` / ``n_test`` when they are set."""
+    ds = load_dataset(config.dataset, data_dir=config.data_dir, progress=log)
+    if config.n_train is not None or config.n_test is not None:
+        ds = ds.subset(config.n_train, config.n_test, seed=config.subset_seed)
+    return ds
+
+
+def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False, force: bool = False,
+                   progress: bool = True, log: Log | None = None, before_stage: StageHook | None = None) -> Results:
+    """Run (or resume) ``config`` in the run folder ``out``; write and return ``results.json``'s content.
+
+    Parameters
+    ----------
+    config : ExperimentConfig
+        Checked when it was made; nothing here can fail on a setting.
+    out : path
+        The run folder: ``config.json``, ``stages/``, ``projections/``, ``results.json``.
+    resume : bool
+        Reuse every finished stage whose key matches (an interrupted run continues where it stopped).
+    force : bool
+        Start over in a folder that holds another experiment.
+    progress : bool
+        Progress lines per training epoch.
+    log : callable, optional
+        Receives one line per stage (default: nothing).
+    before_stage : callable, optional
+        Called with a :class:`StageEvent` before each stage starts (progress displays, tests that stop a
+        run at a chosen stage).
+    """
+    log = log or (lambda message: None)
+    start = time.perf_counter()
+    out = prepare_run_dir(out, config, resume=resume, force=force, log=log)
+    workers = config.resolved_workers()
+    with _single_threaded_here(workers), TrainPool(workers, threads_per_worker(workers), progress=progress) as pool:
+        # the workers start (spawn, import torch) while the data loads
+        ds = load_experiment_dataset(config, log=log)
+        data_key = array_fingerprint(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+        runner = Runner(config, out, StageStore(out, reuse=resume), pool, log=log, before_stage=before_stage)
+        log(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test samples; seeds {list(config.seeds)}; "
+            f"attacks {[a.label for a in config.attacks]}; defenses {list(config.defenses)}; "
+            + (f"{workers} training workers x {pool.threads} thread(s)" if workers else "training in this process"))
+        try:
+            per_seed = {seed: runner.run_seed(ds, data_key, seed, last=seed == config.seeds[-1])
+                        for seed in config.seeds}
+        finally:
+            runner.harvest()  # an error or Ctrl-C keeps what finished
+    results = assemble_results(config, ds, per_seed, runner.timeline, total_seconds=time.perf_counter() - start)
+    write_json(out / "results.json", results)
+    return results
+
+
+@contextlib.contextmanager
+def _single_threaded_here(workers: int) -> Iterator[None]:
+    """With training workers, which hold the cores, this process's attacks, features and detectors (torch,
+    BLAS and scikit-learn's OpenMP) take one thread instead of oversubscribing them with spinning threads."""
+    threads = torch.get_num_threads()
+    try:
+        if workers:
+            torch.set_num_threads(1)
+            with threadpool_limits(limits=1):
+                yield
+        else:
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or ``None`` when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+__all__ = ["Runner", "load_experiment_dataset", "prepare_run_dir", "run_experiment"]
