@@ -54,13 +54,14 @@ StageHook = Callable[[StageEvent], None]
 
 @dataclass
 class Attacked:
-    """One attack under one seed: the poisoned set, its stage key and record, and the model trained on it."""
+    """One attack under one seed: the poisoned set, its stage key and record, and (once submitted) the
+    model trained on it."""
 
     spec: AttackSpec
     poisoned: PoisonedDataset
     key: str
     record: dict[str, Any]  # "attack" (the attack's own record), "n_poison", "seconds", "images_changed"
-    training: PendingTrain
+    training: PendingTrain | None = None
 
 
 @dataclass
@@ -162,8 +163,7 @@ class Runner:
         self._inflight[key] = pending
         return pending
 
-    def attack_stage(self, spec: AttackSpec, ds: Dataset, data_key: str, clean: PendingTrain,
-                     seed: int) -> tuple[PoisonedDataset, str, dict[str, Any]]:
+    def attack_stage(self, spec: AttackSpec, ds: Dataset, data_key: str, clean: PendingTrain, seed: int) -> Attacked:
         """Poison ``ds``'s training split; the clean model is the surrogate of attacks that use one (only
         those wait for it)."""
         self.before_stage(StageEvent("attack", seed, spec.label))
@@ -192,7 +192,7 @@ class Runner:
                 original_labels=ds.y_train.copy(), attack=record["attack"])
         self._note("attack", record["seconds"], cached, seed=seed, attack=spec.label,
                    detail=f"{record['n_poison']} of {len(ds.y_train)} training samples poisoned")
-        return poisoned, key, record
+        return Attacked(spec, poisoned, key, record)
 
     def features_stage(self, poisoned: PoisonedDataset, attacked: TrainedModel, seed: int,
                        attack: str) -> FeatureSpace:
@@ -276,16 +276,16 @@ class Runner:
         attacked: dict[str, Attacked] = {}
         # attacks that need no surrogate start before the clean model is done
         for spec in sorted(c.attacks, key=lambda spec: bool(ATTACKS[spec.name].uses_model)):
-            poisoned, key, record = self.attack_stage(spec, ds, data_key, clean, seed)
-            training = self.train_stage(StageEvent("attacked", seed, spec.label), poisoned, key, keep=None,
-                                        epochs=c.attacked_epochs,
-                                        activations=c.features == "activations" and bool(c.defenses))
-            attacked[spec.label] = Attacked(spec, poisoned, key, record, training)
+            run = attacked[spec.label] = self.attack_stage(spec, ds, data_key, clean, seed)
+            run.training = self.train_stage(StageEvent("attacked", seed, spec.label), run.poisoned, run.key,
+                                            keep=None, epochs=c.attacked_epochs,
+                                            activations=c.features == "activations" and bool(c.defenses))
         clean_row = scenario_row(self.finish(clean).record)
         defended: dict[str, dict[str, Defended]] = {}
         spaces: dict[str, FeatureSpace] = {}
         for spec in c.attacks:
             run = attacked[spec.label]
+            assert run.training is not None
             model = self.finish(run.training)
             defended[spec.label] = {}
             if not (c.defenses or c.projection_samples):
@@ -311,6 +311,7 @@ class Runner:
                     defended: dict[str, Defended], features: FeatureSpace | None, ds: Dataset,
                     seed: int) -> AttackRun:
         """One attack's rows for one seed, once its retrainings are done."""
+        assert run.training is not None
         models = {"clean": self.finish(clean), "attacked": self.finish(run.training)}
         scenarios = {"clean": dict(clean_row),  # a copy: target metrics differ by attack
                      "attacked": scenario_row(models["attacked"].record, seconds_attack=run.record["seconds"])}
