@@ -11,6 +11,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from poisonlab.errors import PoisonlabError
+
+# kernel filesystems: writable-looking, but no place for outputs
+_VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -20,13 +25,40 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp_path
+        # mkstemp makes 0600, and a writer may replace the file: give the result the usual permissions
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def check_output(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Refuse, before any work, an output path that cannot be written, without creating anything.
+
+    ``folder``: the output is a folder (it may exist); else a file (which must not be a folder). The
+    nearest existing ancestor must be a writable folder outside ``/proc``, ``/sys`` and ``/dev``.
+    """
+    path = Path(path).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise PoisonlabError(f"{path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise PoisonlabError(f"{path}: is a folder; give a file path")
+    if not folder and path.name in ("", ".", ".."):
+        raise PoisonlabError(f"{path}: not a file path")
+    existing = path if folder and path.is_dir() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    resolved = existing.resolve()
+    if any(resolved == root or root in resolved.parents for root in _VIRTUAL_ROOTS):
+        raise PoisonlabError(f"{path}: cannot write under {resolved}")
+    if not existing.is_dir():
+        raise PoisonlabError(f"{path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PoisonlabError(f"{path}: cannot write in {existing} (read-only or no permission)")
+    return path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

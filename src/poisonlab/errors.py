@@ -7,3 +7,7 @@ class PoisonlabError(ValueError):
     A ``ValueError``, as scikit-learn tooling (``GridSearchCV``, ``check_estimator``) expects for bad
     parameters.
     """
+
+
+class PoisonlabWarning(UserWarning):
+    """Input that is accepted but probably not what was meant (the CLI prints it as one line, once)."""

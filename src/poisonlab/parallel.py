@@ -1,8 +1,9 @@
 """Training jobs in worker processes: the experiment runner's way to use every core.
 
 A CPU training step of the paper CNN scales poorly to two threads, while two one-thread trainings side by
-side use both cores fully (docs/measurements.md). :class:`TrainPool` runs whole trainings in ``workers`` spawned processes with ``threads`` threads
-each; ``workers=0`` runs them in this process, one after the other, with all of its threads.
+side use both cores fully (docs/measurements.md). :class:`TrainPool` runs whole trainings in ``workers``
+spawned processes with ``threads`` threads each; ``workers=0`` runs them in this process, one after the
+other, with all of its threads.
 
 A job's result depends on its data, its :class:`~poisonlab.training.TrainConfig` and its thread count
 (floating-point reductions split differently across threads), never on which worker ran it or when,
@@ -12,20 +13,24 @@ processes through multiprocessing pipes; nothing is read from files here.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from poisonlab.training import (TrainConfig, extract_features, metrics_from_predictions, predict_logits,
-                                train)
+from poisonlab.training import (TrainConfig, epoch_steps, extract_features, metrics_from_predictions,
+                                predict_logits, train)
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,14 @@ def threads_per_worker(workers: int, cpu_count: int | None = None) -> int:
 def run_job(job: TrainJob, progress: bool = False, bars: bool = False) -> TrainOutcome:
     """Train and evaluate with ``job.threads`` threads (if set). ``progress``: a line per epoch on stderr;
     ``bars``: tqdm bars instead (for a job in the terminal's own process)."""
+    total = job.config.steps
+    per_pass = epoch_steps(len(job.y_train), job.config.batch_size)
+
     def on_epoch(epoch: int, epochs: int, loss: float, seconds: float) -> None:
         if progress and not bars:
-            print(f"poisonlab: {job.label}: epoch {epoch}/{epochs}, loss {loss:.4f} ({seconds:.1f} s)",
-                  file=sys.stderr, flush=True)
+            # a step budget (a retraining matched to the attacked model's steps) is counted in steps
+            done = f"steps {min(epoch * per_pass, total)}/{total}" if total is not None else f"epoch {epoch}/{epochs}"
+            print(f"poisonlab: {job.label}: {done}, loss {loss:.4f} ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
     own_threads = torch.get_num_threads()
     if job.threads:
@@ -127,8 +136,9 @@ def keep_freed_memory() -> bool:
     By default every allocation over a threshold (128 KiB, adapting up to 32 MiB) is its own ``mmap`` and
     goes back to the kernel when freed, so each training step's activations, each transferred array and
     each of scikit-learn's distance chunks is fresh memory that the kernel must fault in and zero page by
-    page (what that costs a ``reproduce`` run: docs/measurements.md). This turns ``mmap`` for allocations off and raises the trim threshold to 2 GiB: the heap
-    keeps what it grew to (peak memory is unchanged, it is just not returned). It changes allocation,
+    page (what that costs a ``reproduce`` run: docs/measurements.md). This turns ``mmap`` for allocations
+    off and raises the trim threshold to 2 GiB: the heap keeps what it grew to (peak memory is unchanged,
+    it is just not returned). It changes allocation,
     never results.
 
     Process-wide and irreversible, so only for processes poisonlab owns (the CLI, training workers).
@@ -143,12 +153,32 @@ def keep_freed_memory() -> bool:
 
 
 def _init_worker(threads: int) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the run and ends the workers itself,
+    # instead of every worker printing a KeyboardInterrupt traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm would make a cross-process semaphore here, which a worker ended mid-job leaves behind (a
+    # "leaked semaphore" warning at exit); workers print plain lines, a thread lock is all they need
+    tqdm.set_lock(threading.RLock())
     keep_freed_memory()
     torch.set_num_threads(threads)
 
 
 def _warm_up() -> None:
     """A first job that makes a spawned worker import this module (torch, the model) before real work."""
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while processes are spawned (they keep the disposition); a no-op off the main thread."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class TrainPool:
@@ -173,9 +203,11 @@ class TrainPool:
         if workers > 0:
             self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                                  initializer=_init_worker, initargs=(threads,))
-            # processes start on demand: start them now, so their imports overlap the caller's data loading
-            for _ in range(workers):
-                self._executor.submit(_warm_up)
+            # processes start on demand: start them now, so their imports overlap the caller's data loading;
+            # they inherit an ignored SIGINT, so a Ctrl-C while they start is the parent's alone to handle
+            with _sigint_ignored():
+                for _ in range(workers):
+                    self._executor.submit(_warm_up)
 
     def job_threads(self, *, last: bool = False) -> int:
         """The thread count a job runs with (part of what decides its numbers). ``last``: the run's final
@@ -196,8 +228,14 @@ class TrainPool:
         return future
 
     def close(self, *, cancel: bool = False) -> None:
+        """Wait for the jobs, or with ``cancel`` drop the queued ones and end the running ones now (a
+        stopped run: what finished is stored already, the rest is recomputed on ``--resume``)."""
         if self._executor is not None:
-            self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
+            if cancel:
+                # the executor has no public way to stop a running job; its worker processes are ours
+                for process in list(getattr(self._executor, "_processes", {}).values()):
+                    process.terminate()
+            self._executor.shutdown(wait=True, cancel_futures=cancel)
             self._executor = None
 
     def __enter__(self) -> "TrainPool":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -45,7 +46,18 @@ class Registry(Mapping[str, type[T]], Generic[T]):
     def make(self, name: str, **params: Any) -> T:
         """An instance of the class registered as ``name``; unknown names and parameters are user errors."""
         cls = self.check_name(name)
+        known = self.parameters(name)
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise PoisonlabError(f"{self.kind} {name!r}: unknown parameter {unknown[0]!r}; known: "
+                                 f"{', '.join(known) or 'none'}")
         try:
             return cls(**params)
         except TypeError as exc:
             raise PoisonlabError(f"{self.kind} {name!r}: {exc}") from None
+
+    def parameters(self, name: str) -> tuple[str, ...]:
+        """The keyword parameters the class registered as ``name`` takes."""
+        signature = inspect.signature(self.check_name(name))
+        return tuple(p.name for p in signature.parameters.values()
+                     if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))

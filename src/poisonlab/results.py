@@ -186,8 +186,10 @@ def load_results(run_dir: str | os.PathLike) -> Results:
                              "first") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PoisonlabError(f"{path}: cannot read results: {exc}") from None
-    if not isinstance(results, dict) or results.get("format") != RESULTS_FORMAT:
-        raise PoisonlabError(f"{path}: not a poisonlab results file (format {RESULTS_FORMAT})")
+    found = results.get("format") if isinstance(results, dict) else None
+    if found != RESULTS_FORMAT:
+        what = f"format {found!r}" if isinstance(found, str) else "no 'format' tag"
+        raise PoisonlabError(f"{path}: not a poisonlab results file ({what}; expected {RESULTS_FORMAT!r})")
     problem = _structure_problem(results)
     if problem:
         raise PoisonlabError(f"{path}: malformed results ({problem})")

@@ -402,6 +402,7 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
     return metrics
 
 
-__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_supported", "describe_model", "epoch_steps", "evaluate",
+__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_supported", "describe_model",
+           "epoch_steps", "evaluate",
            "extract_features", "load_weights", "machine_info", "metrics_from_predictions", "pixel_stats",
            "predict_logits", "rebuild_model", "save_weights", "to_tensor", "train", "train_and_record"]

@@ -52,9 +52,10 @@ def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: Train
         ``success_rate`` / ``success_rate_std`` (share of targets classified as their adversarial class,
         mean and sample standard deviation over runs; ``None`` without targets, and the std ``None`` for
         a single run), ``clean_accuracy`` / ``clean_accuracy_std`` (test accuracy without the targets),
-        ``targets`` (per target: index, true label, adversarial class, per-run prediction, success and adversarial-class probability and, for
-        gradient-matching poisons, ``alignment`` / ``alignment_unperturbed`` per run), ``per_run``,
-        ``seeds``, ``config``, ``n_poison``, ``attack``, ``max_perturbation`` (largest pixel change in
+        ``targets`` (per target: index, true label, adversarial class, per-run prediction, success and
+        adversarial-class probability and, for gradient-matching poisons, ``alignment`` /
+        ``alignment_unperturbed`` per run), ``per_run``, ``seeds``, ``config``, ``n_poison``, ``attack``,
+        ``max_perturbation`` (largest pixel change in
         units of 1/255, when the file keeps the original pixels) and, if asked, ``control``.
     """
     if runs < 1:

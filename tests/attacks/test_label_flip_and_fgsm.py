@@ -77,10 +77,13 @@ def test_label_flip_properties(case):
     ds = synthetic(case["n_train"], case["num_classes"], seed=case["data_seed"])
     before = snapshot(ds)
     params = label_flip_params(case, ds)
-    p = make_attack("label-flip", **params).poison(ds, seed=case["seed"])
-
     source = params.get("source_class")
     eligible = np.ones(len(ds.y_train), bool) if source is None else ds.y_train == source
+    if round(case["rate"] * eligible.sum()) == 0:  # a rate that poisons nothing is refused, not a no-op
+        with pytest.raises(PoisonlabError, match="poisons none"):
+            make_attack("label-flip", **params).poison(ds, seed=case["seed"])
+        return
+    p = make_attack("label-flip", **params).poison(ds, seed=case["seed"])
     assert p.n_poison == round(case["rate"] * eligible.sum())
     assert not np.any(p.is_poison & ~eligible)
     # the label changes exactly where is_poison, and never to the same class
@@ -228,6 +231,10 @@ def test_fgsm_properties(case):
     before = snapshot(ds)
     model = LinearModel(c * 25, k, seed=case["data_seed"])
     attack = FGSM(rate=case["rate"], eps=case["eps"], eps_units="pixel", batch_size=16)
+    if round(case["rate"] * n) == 0:  # a rate that poisons nothing is refused, not a no-op
+        with pytest.raises(PoisonlabError, match="poisons none"):
+            attack.poison(ds, seed=case["seed"], model=model)
+        return
     p = attack.poison(ds, seed=case["seed"], model=model)
 
     assert p.n_poison == round(case["rate"] * n)

@@ -5,12 +5,19 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from poisonlab.data.dataset import Dataset, PoisonedDataset
 from poisonlab.errors import PoisonlabError
+
+
+Log = Callable[[str], None]
+
+
+def quiet(message: str) -> None:
+    """A log that says nothing."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +45,16 @@ class Attack(ABC):
     # whether the attack aims at chosen test images (its record then holds a TargetedRecord)
     targeted: bool = False
 
-    def poison(self, dataset: Dataset, *, seed: int = 0, model: Any = None) -> PoisonedDataset:
+    def poison(self, dataset: Dataset, *, seed: int = 0, model: Any = None, log: Log = quiet) -> PoisonedDataset:
         """Attack ``dataset``'s training split. ``model``: a trained surrogate for attacks that need
-        one (FGSM, gradient matching); when ``None`` they train their own on the clean data."""
+        one (FGSM, gradient matching); when ``None`` they train their own on the clean data. ``log``
+        receives a line for each long step (a surrogate trained, a target crafted)."""
         if isinstance(dataset, PoisonedDataset):
             raise PoisonlabError("dataset is already poisoned; attack the clean dataset")
         self.check_params()
         self.check_dataset(dataset)
         rng = np.random.default_rng(seed)
-        plan = self._craft(dataset, rng=rng, seed=seed, model=model)
+        plan = self._craft(dataset, rng=rng, seed=seed, model=model, log=log)
         if plan.x_train.shape != dataset.x_train.shape or plan.x_train.dtype != np.uint8:
             raise AssertionError(f"{self.name}: crafted images changed shape or dtype")
         record = {"name": self.name, "params": self.params(), "seed": seed}
@@ -74,13 +82,19 @@ class Attack(ABC):
         range, a budget that gives no poison)."""
 
     @abstractmethod
-    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
+    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
+               log: Log = quiet) -> PoisonPlan:
         """Build the poisoned training split. Must not modify ``dataset``'s arrays."""
 
 
-def exact_count(rate: float, n_eligible: int) -> int:
-    """``round(rate * n_eligible)`` (round half to even, as Python's ``round``)."""
-    return int(round(rate * n_eligible))
+def exact_count(rate: float, n_eligible: int, what: str = "rate") -> int:
+    """``round(rate * n_eligible)`` (round half to even, as Python's ``round``); a rate so small that it
+    poisons nothing is a user error, not an attack that silently does nothing."""
+    count = int(round(rate * n_eligible))
+    if count < 1:
+        raise PoisonlabError(f"{what} {rate:g} of {n_eligible} eligible samples poisons none; use at least "
+                             f"{1 / max(n_eligible, 1):.2g} (one sample)")
+    return count
 
 
 def check_rate(rate: Any, what: str = "rate") -> None:

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from poisonlab.attacks.base import Attack, PoisonPlan, check_int, check_number, check_rate, exact_count
+from poisonlab.attacks.base import (Attack, Log, PoisonPlan, check_int, check_number, check_rate, exact_count,
+                                    quiet)
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.models.paper_cnn import MNIST_STD
@@ -92,7 +93,11 @@ class FGSM(Attack):
         check_int(self.batch_size, "batch_size")
         return self
 
-    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
+    def check_dataset(self, dataset: Dataset) -> None:
+        exact_count(self.rate, len(dataset.y_train))
+
+    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
+               log: Log = quiet) -> PoisonPlan:
         if model is not None:
             _check_model(model, dataset)
         chosen = np.sort(rng.choice(len(dataset.y_train), size=exact_count(self.rate, len(dataset.y_train)),
@@ -105,8 +110,11 @@ class FGSM(Attack):
                                  "a grey level; rounding to uint8 would undo it")
         if model is None:
             config = TrainConfig(epochs=self.surrogate_epochs, seed=seed)
+            log(f"fgsm: training a {self.surrogate_epochs}-epoch surrogate on the clean data")
             model = train(dataset.x_train, dataset.y_train, num_classes=dataset.num_classes, config=config,
-                          progress=False, desc="fgsm surrogate").model
+                          progress=False, desc="fgsm surrogate",
+                          on_epoch=lambda e, n, loss, s: log(f"fgsm: surrogate epoch {e}/{n}, loss {loss:.4f} "
+                                                             f"({s:.1f} s)")).model
             surrogate = {"source": "trained on the clean training set", "epochs": self.surrogate_epochs}
         else:
             surrogate = {"source": "given"}

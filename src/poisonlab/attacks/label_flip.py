@@ -18,12 +18,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from poisonlab.attacks.base import Attack, PoisonPlan, check_rate, exact_count
+from poisonlab.attacks.base import Attack, Log, PoisonPlan, check_rate, exact_count, quiet
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 
 # The scenario closest to the paper's Figure 2 (class 2 hit hardest), under the paper's 20% of the training
-# set; how it was chosen and how it responds to the rate: docs/measurements.md. ``LabelFlip(**LABEL_FLIP_PAPER_PRESET)``.
+# set; how it was chosen and how it responds to the rate: docs/measurements.md.
+# Use as ``LabelFlip(**LABEL_FLIP_PAPER_PRESET)``.
 LABEL_FLIP_PAPER_PRESET: dict[str, Any] = dict(rate=0.48, source_class=2, target_class=8)
 
 PRESETS: dict[str, dict[str, Any]] = {"paper": LABEL_FLIP_PAPER_PRESET}
@@ -86,8 +87,12 @@ class LabelFlip(Attack):
                 raise PoisonlabError(f"{what} must be a class index in 0..{k - 1}, got {value!r}")
         if self.source_class is not None and not np.any(dataset.y_train == self.source_class):
             raise PoisonlabError(f"source class {self.source_class} has no training samples")
+        y = dataset.y_train
+        eligible = y if self.source_class is None else y[y == self.source_class]
+        exact_count(self.rate, len(eligible))
 
-    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None) -> PoisonPlan:
+    def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
+               log: Log = quiet) -> PoisonPlan:
         y = dataset.y_train
         k = dataset.num_classes
         eligible = np.arange(len(y)) if self.source_class is None else np.flatnonzero(y == self.source_class)

@@ -10,6 +10,7 @@ from torch import nn
 
 from poisonlab.data import Dataset, load_dataset
 from poisonlab.errors import PoisonlabError
+from poisonlab.seeding import MAX_SEED, check_seed
 from poisonlab.training import PRECISIONS, TrainConfig, rebuild_model
 
 
@@ -29,7 +30,7 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> No
     g.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="peak one-cycle learning rate")
     g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast where the CPU supports it (auto), or force one")
-    g.add_argument("--seed", type=int, default=0, help="seeds everything random (default 0)")
+    g.add_argument("--seed", type=seed, default=0, help="seeds everything random (default 0)")
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
@@ -52,6 +53,14 @@ def load_surrogate(path: Path, ds: Dataset) -> nn.Module:
 
 def status(message: str) -> None:
     print(f"poisonlab: {message}", file=sys.stderr)
+
+
+def seed(text: str) -> int:
+    """A seed in 0..2**32-1 (what torch, NumPy and scikit-learn all take)."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, PoisonlabError):
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_SEED}, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:
@@ -83,10 +92,3 @@ def fraction(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
     return value
-
-
-def ensure_out_dir(path: Path) -> Path:
-    if path.exists() and not path.is_dir():
-        raise PoisonlabError(f"{path}: exists and is not a folder")
-    path.mkdir(parents=True, exist_ok=True)
-    return path

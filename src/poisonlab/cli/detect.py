@@ -8,12 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from poisonlab._io import write_json
+import numpy as np
+import torch
+
+from poisonlab import __version__
+from poisonlab._io import check_output, save_npz, write_json
 from poisonlab.cli.common import add_train_options, status, train_config
-from poisonlab.data import load_poisoned
-from poisonlab.defenses import DETECTORS, FEATURE_KINDS, run_defense
+from poisonlab.data import PoisonedDataset, cache_dir, load_poisoned, read_npz
+from poisonlab.defenses import DETECTORS, FEATURE_KINDS, compute_features, run_defense, seeded_detector
 from poisonlab.errors import PoisonlabError
-from poisonlab.training import evaluate, train
+from poisonlab.experiment.store import array_fingerprint, digest
+from poisonlab.training import TrainConfig, evaluate, rebuild_model, train
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--defense", metavar="NAME", help="a defense name (see --list)")
     p.add_argument("--features", choices=FEATURE_KINDS, default="activations",
                    help="feature space: penultimate activations of a model trained on the poisoned data "
-                        "(default), raw pixels, or PCA of the pixels")
+                        "(default), raw pixels, or PCA of the pixels. Activations and PCA are cached by the "
+                        "file's content and the training options, so several detectors on one file train once")
+    p.add_argument("--features-from", type=Path, metavar="F.npz|MODEL.safetensors",
+                   help="features computed elsewhere: an .npz with a 'features' array (one row per training "
+                        "sample), or a model from 'poisonlab train --poisoned' whose activations to use")
     p.add_argument("--contamination", type=_contamination, metavar="RATE|auto",
                    help="flag this share of samples with the highest scores, or 'auto' (the detector decides "
                         "without knowing the poison rate; the default)")
@@ -51,22 +60,21 @@ def _run(args: argparse.Namespace) -> int:
                                         ("--out", args.out)) if value is None]
     if missing:
         raise PoisonlabError(f"detect needs {', '.join(missing)} (or --list)")
-    if args.out.exists() and args.out.is_dir():
-        raise PoisonlabError(f"{args.out}: is a folder; --out takes a JSON file path")
-    DETECTORS.check_name(args.defense)
+    check_output(args.out)
     params = _parse_params(args.param)
     if args.contamination is not None:
         params["contamination"] = args.contamination
+    seeded_detector(args.defense, params, args.seed)  # the name and every parameter checked before any work
     poisoned = load_poisoned(args.poisoned)
     config = train_config(args)
-    result = run_defense(poisoned, args.defense, features=args.features, seed=args.seed, train_config=config,
-                         detector_params=params, on_empty_class="error" if args.retrain else "warn",
-                         progress=not args.quiet)
+    X, info = _features(args, poisoned, config)
+    result = run_defense(poisoned, args.defense, features=X, feature_info=info, seed=args.seed,
+                         detector_params=params, on_empty_class="error" if args.retrain else "warn")
     record: dict[str, Any] = dict(result.metrics)
     record.update(poisoned=str(args.poisoned), attack=poisoned.attack,
                   flagged_indices=result.flagged_indices.tolist())
     m = result.metrics
-    status(f"{args.defense} on {args.features}: removed {m['removed']} of {m['n_samples']} "
+    status(f"{args.defense} on {info['features']}: removed {m['removed']} of {m['n_samples']} "
            f"({m['poisons_removed']} of {m['n_poison']} poisons), F1 {_fmt(m['f1'])}, "
            f"features {m['seconds_features']:.2f} s, detection {m['seconds_detect']:.2f} s")
     if args.retrain:
@@ -81,6 +89,51 @@ def _run(args: argparse.Namespace) -> int:
     write_json(args.out, record)
     status(f"wrote {args.out}")
     return 0
+
+
+def _features(args: argparse.Namespace, poisoned: PoisonedDataset, config: TrainConfig) -> tuple[np.ndarray, dict]:
+    """The detector's features: from ``--features-from``, the cache, or computed (and cached)."""
+    if args.features_from is not None:
+        return _features_from(args.features_from, poisoned, config)
+    if args.features == "pixels":  # nothing worth caching
+        return compute_features("pixels", poisoned.x_train, poisoned.y_train)
+    activations = args.features == "activations"
+    key = digest({"features": args.features, "data": array_fingerprint(poisoned.x_train, poisoned.y_train),
+                  "train": config.to_dict() if activations else None, "seed": args.seed,
+                  "threads": torch.get_num_threads() if activations else None, "version": __version__})
+    path = cache_dir() / "features" / f"{key}.npz"
+    if path.is_file():
+        try:
+            arrays = read_npz(path)
+            info = dict(json.loads(str(arrays["info"])), cached=True)
+            status(f"{args.features} features of this file reused from {path}")
+            return arrays["features"], info
+        except (PoisonlabError, KeyError, ValueError):
+            pass  # a damaged cache entry is recomputed
+    X, info = compute_features(args.features, poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes,
+                               seed=args.seed, train_config=config, progress=not args.quiet)
+    try:
+        save_npz(path, features=X, info=np.asarray(json.dumps(info, default=str)))
+    except (OSError, PoisonlabError) as exc:
+        status(f"features not cached ({exc})")
+    return X, info
+
+
+def _features_from(path: Path, poisoned: PoisonedDataset, config: TrainConfig) -> tuple[np.ndarray, dict]:
+    """Features given as an .npz ``features`` array, or the activations of a saved model."""
+    n = len(poisoned.y_train)
+    if path.suffix == ".safetensors":
+        model = rebuild_model(config, tuple(poisoned.x_train.shape[1:]), poisoned.num_classes, path)
+        X, info = compute_features("activations", poisoned.x_train, poisoned.y_train, model=model)
+        return X, {**info, "features": f"activations of {path.name}"}
+    arrays = read_npz(path)
+    if "features" not in arrays:
+        raise PoisonlabError(f"{path}: no 'features' array (found {', '.join(arrays) or 'none'})")
+    X = arrays["features"]
+    if X.ndim != 2 or len(X) != n or not np.issubdtype(X.dtype, np.number):
+        raise PoisonlabError(f"{path}: 'features' must be a numeric ({n}, D) array for this file's {n} training "
+                             f"samples, got {X.dtype} {X.shape}")
+    return X.astype(np.float32), {"features": f"features from {path.name}", "dim": int(X.shape[1]), "seconds": 0.0}
 
 
 def _print_defenses() -> None:

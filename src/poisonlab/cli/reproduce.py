@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from poisonlab._io import check_output
 from poisonlab.cli.common import positive_int, status
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import QUICK_SETTINGS, ExperimentConfig, load_config, run_experiment
@@ -114,6 +115,7 @@ def _run_config(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     if not args.run_dir.is_dir():
         raise PoisonlabError(f"{args.run_dir}: no such run folder")
+    check_output(args.run_dir, folder=True)
     paths = render_report(args.run_dir)
     status(f"wrote {paths['markdown']} and {paths['html']}")
     return 0

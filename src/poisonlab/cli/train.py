@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from poisonlab.cli.common import add_train_options, ensure_out_dir, load_from_args, status, train_config
+from poisonlab._io import check_output
+from poisonlab.cli.common import add_train_options, load_from_args, positive_int, status, train_config
 from poisonlab.data import load_poisoned
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import train_and_record
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="mnist, fashion-mnist, digits, or a path to an .npz with x_train, y_train, x_test, y_test")
     src.add_argument("--poisoned", type=Path, metavar="P.npz", help="a poisoned dataset from 'poisonlab attack'")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder with the four IDX files, tried first")
-    p.add_argument("--subset", type=int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
+    p.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
                    help="train and test on a class-stratified slice")
     add_train_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
@@ -29,16 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.subset and min(args.subset) < 1:
-        raise PoisonlabError("--subset sizes must be positive")
+    if args.poisoned and args.subset:
+        raise PoisonlabError("--subset applies to --dataset only; slice before attacking")
     config = train_config(args)
-    if args.poisoned:
-        ds = load_poisoned(args.poisoned)
-        if args.subset:
-            raise PoisonlabError("--subset applies to --dataset only; slice before attacking")
-    else:
-        ds = load_from_args(args)
-    out = ensure_out_dir(args.out)
+    out = check_output(args.out, folder=True)  # created only when the first file is written
+    ds = load_poisoned(args.poisoned) if args.poisoned else load_from_args(args)
     metrics = train_and_record(ds, config, out, progress=not args.quiet)
     status(f"test accuracy {metrics['accuracy'] * 100:.2f}% after {config.epochs} epoch(s) in "
            f"{metrics['seconds']:.1f} s; wrote {out / 'metrics.json'}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from poisonlab._io import write_json
+from poisonlab._io import check_output, write_json
 from poisonlab.cli.common import add_train_options, positive_int, status, train_config
 from poisonlab.data import load_poisoned
 from poisonlab.validation import describe_targets, validate_poisoned
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output(args.out)
     poisoned = load_poisoned(args.poisoned)
     result = validate_poisoned(poisoned, runs=args.runs, config=train_config(args),
                                clean_control=args.clean_control, progress=not args.quiet)

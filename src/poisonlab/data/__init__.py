@@ -2,7 +2,7 @@
 
 from poisonlab.data.dataset import Dataset, PoisonedDataset
 from poisonlab.data.poisoned import load_poisoned
-from poisonlab.data.sources import DATASET_NAMES, cache_dir, load_dataset, prepare_mnist
+from poisonlab.data.sources import DATASET_NAMES, cache_dir, load_dataset, prepare_mnist, read_npz
 
-__all__ = ["DATASET_NAMES", "Dataset", "PoisonedDataset", "cache_dir", "load_dataset", "load_poisoned",
+__all__ = ["DATASET_NAMES", "Dataset", "PoisonedDataset", "cache_dir", "load_dataset", "load_poisoned", "read_npz",
            "prepare_mnist"]

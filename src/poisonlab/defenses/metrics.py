@@ -20,7 +20,9 @@ def detection_metrics(is_poison: np.ndarray, flagged: np.ndarray, scores: np.nda
     scores : np.ndarray (N,), optional
         Suspicion scores for ROC-AUC; ``None`` gives ``roc_auc = None``.
 
-    Precision is ``None`` when nothing is flagged, and ROC-AUC when only one class is present.
+    Precision is ``None`` when nothing is flagged; recall and F1 are ``None`` when there is no poison
+    (nothing to find: a score of 0 would read as a failed detector); ROC-AUC is ``None`` when only one
+    class is present.
     """
     is_poison = np.asarray(is_poison, dtype=bool)
     flagged = np.asarray(flagged, dtype=bool)
@@ -29,7 +31,7 @@ def detection_metrics(is_poison: np.ndarray, flagged: np.ndarray, scores: np.nda
     fn = int((~flagged & is_poison).sum())
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
-    f1 = (2 * tp / (2 * tp + fp + fn)) if (2 * tp + fp + fn) else None
+    f1 = (2 * tp / (2 * tp + fp + fn)) if tp + fn else None
     roc_auc = None
     if scores is not None and 0 < is_poison.sum() < len(is_poison):
         roc_auc = float(roc_auc_score(is_poison, scores))

@@ -26,6 +26,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.models import MODEL_NAMES
 from poisonlab.parallel import auto_workers
 from poisonlab.results import BASELINE_SCENARIOS
+from poisonlab.seeding import MAX_SEED, check_seed
 from poisonlab.training import PRECISIONS, TrainConfig
 
 try:
@@ -309,7 +310,8 @@ def _attack_from_data(data: Any, index: int) -> AttackSpec:
 
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
-    """Read an experiment config from a TOML file (keys as in :class:`ExperimentConfig`)."""
+    """Read an experiment config from a TOML file (keys as in :class:`ExperimentConfig`). Relative paths
+    in it (``dataset`` when it names a file, ``data_dir``) are relative to the file's folder."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -319,7 +321,16 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
         raise PoisonlabError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PoisonlabError(f"{path}: not valid TOML: {exc}") from None
+    for key in ("dataset", "data_dir"):
+        value = data.get(key)
+        if isinstance(value, str) and value and _is_path(value, key) and not Path(value).expanduser().is_absolute():
+            data[key] = str(path.parent / value)
     return config_from_dict(data, source=str(path))
+
+
+def _is_path(value: str, key: str) -> bool:
+    """``data_dir`` is always a path; ``dataset`` is one when it is not a dataset name."""
+    return key == "data_dir" or value.endswith(".npz") or "/" in value or os.sep in value
 
 
 def check_config(c: ExperimentConfig) -> None:
@@ -330,8 +341,9 @@ def check_config(c: ExperimentConfig) -> None:
         if value is not getattr(c, name):
             object.__setattr__(c, name, value)  # an int given for a float setting
     if not c.seeds or len(set(c.seeds)) != len(c.seeds) \
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in c.seeds):
-        raise PoisonlabError(f"'seeds' must be distinct non-negative integers, got {list(c.seeds)!r}")
+            or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED for s in c.seeds):
+        raise PoisonlabError(f"'seeds' must be distinct integers in 0..{MAX_SEED}, got {list(c.seeds)!r}")
+    check_seed(c.subset_seed, "'subset_seed'")
     if len(set(c.defenses)) != len(c.defenses):
         raise PoisonlabError(f"'defenses' lists a defense twice: {list(c.defenses)!r}")
     reserved = [d for d in c.defenses if d in BASELINE_SCENARIOS]

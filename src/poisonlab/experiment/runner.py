@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,18 +35,19 @@ from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
 from poisonlab import __version__
-from poisonlab._io import save_npz, write_json
+from poisonlab._io import check_output, save_npz, write_json
 from poisonlab.attacks import ATTACKS, TargetedRecord, make_attack
 from poisonlab.data import Dataset, PoisonedDataset, load_dataset
 from poisonlab.defenses import compute_features, detect_poisons, json_params, seeded_detector
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.experiment.assemble import (DETECTION_KEYS, AttackRun, assemble_results, scenario_row,
                                            target_outcome)
-from poisonlab.experiment.config import AttackSpec, ExperimentConfig
+from poisonlab.experiment.config import AttackSpec, ExperimentConfig, paper_attacks
 from poisonlab.experiment.jobs import PendingTrain, StageEvent, TrainedModel
 from poisonlab.experiment.store import StageStore, array_fingerprint, digest
 from poisonlab.parallel import TrainJob, TrainPool, threads_per_worker
 from poisonlab.results import Results, slug
+from poisonlab.seeding import stream
 from poisonlab.training import epoch_steps
 
 Log = Callable[[str], None]
@@ -100,6 +102,9 @@ class Runner:
         self.config, self.out, self.store, self.pool, self.log = config, out, store, pool, log
         self.before_stage = before_stage or (lambda event: None)
         self.timeline: list[dict[str, Any]] = []
+        self.done: set[tuple[str, int, str | None, str | None]] = set()  # stages finished, for the progress
+        per_attack = 2 + bool(config.defenses or config.projection_samples) + 2 * len(config.defenses)
+        self.total = len(config.seeds) * (1 + len(config.attacks) * per_attack)
         self.started = time.time()
         self._inflight: dict[str, PendingTrain] = {}
 
@@ -132,7 +137,15 @@ class Runner:
                               "finished_at": round(end, 2)})
         label = f"{stage} {'/'.join(p for p in (attack, defense) if p)}".strip()
         state = "cached" if cached else f"{seconds:.1f} s"
-        self.log(f"[seed {seed}] {label}: {detail}{' ' if detail else ''}({state})")
+        self.done.add((stage, seed, attack, defense))
+        self.log(f"[seed {seed}] {label}: {detail}{' ' if detail else ''}({state}) {self.progress()}")
+
+    def progress(self) -> str:
+        """``[5/13 stages, 1m20s, ETA 2m10s]``: stages done of all, wall time so far, a linear estimate."""
+        elapsed = time.time() - self.started
+        done = min(len(self.done), self.total)
+        eta = f", ETA {_clock(elapsed * (self.total - done) / done)}" if 0 < done < self.total else ""
+        return f"[{done}/{self.total} stages, {_clock(elapsed)}{eta}]"
 
     # -- stages
     def train_stage(self, event: StageEvent, ds: Dataset, data_key: str, *, keep: np.ndarray | None, epochs: int,
@@ -176,7 +189,8 @@ class Runner:
             attack = make_attack(spec.name, **spec.params)
             surrogate = self.finish(clean).model() if attack.uses_model else None  # waiting is not attack time
             start = time.perf_counter()
-            poisoned = attack.poison(ds, seed=seed, model=surrogate)
+            poisoned = attack.poison(ds, seed=seed, model=surrogate,
+                                     log=lambda line: self.log(f"[seed {seed}] {line}"))
             seconds = time.perf_counter() - start
             arrays = {"y_train": poisoned.y_train, "is_poison": poisoned.is_poison}
             if not np.array_equal(poisoned.x_train, ds.x_train):
@@ -255,7 +269,8 @@ class Runner:
         n = min(self.config.projection_samples, len(poisoned.y_train))
         if n < 2:
             return None
-        index = np.sort(np.random.default_rng(seed).choice(len(poisoned.y_train), size=n, replace=False))
+        # its own stream: default_rng(seed) would repeat the attack's draw of the poisons (all of them poisons)
+        index = np.sort(stream(seed, "projection").choice(len(poisoned.y_train), size=n, replace=False))
         X = features.array()
         xy = PCA(n_components=2, random_state=seed).fit(X).transform(X[index]).astype(np.float32)
         names = list(flagged)
@@ -317,6 +332,7 @@ class Runner:
                      "attacked": scenario_row(models["attacked"].record, seconds_attack=run.record["seconds"])}
         for name, d in defended.items():
             models[name] = self.finish(d.retraining)
+            self.done.add(("retrain", seed, run.spec.label, name))  # also when it shared another's training
             scenarios[name] = scenario_row(models[name].record, features_seconds=features.record["seconds"],
                                            detection=d.detection)
         targeted = TargetedRecord.from_attack(run.record["attack"], required=ATTACKS[run.spec.name].targeted)
@@ -331,33 +347,52 @@ class Runner:
 
 # ----------------------------------------------------------------------------------------------- run
 
+def check_run_dir(out: str | os.PathLike, config: ExperimentConfig, *, resume: bool, force: bool) -> bool:
+    """Refuse a run folder that cannot take ``config``, writing nothing; whether its old stages are to be
+    discarded. Without ``resume`` a non-empty folder must hold the same config (or ``force`` is needed);
+    with ``resume`` matching stages are reused whatever the config was."""
+    out = check_output(out, folder=True)
+    if not (out.exists() and any(out.iterdir())) or resume:
+        return False
+    held = _read_json(out / "config.json")
+    if held != _config_json(config) and not force:
+        what = "a different experiment" if held is not None else "files that are not a poisonlab run"
+        raise PoisonlabError(f"{out} holds {what}; use --resume to reuse its matching stages, --force to "
+                             "start over, or another --out")
+    return held is not None or force
+
+
 def prepare_run_dir(out: str | os.PathLike, config: ExperimentConfig, *, resume: bool, force: bool,
                     log: Log | None = None) -> Path:
-    """Check the run folder against ``config`` and record the config in ``config.json``.
-
-    Without ``resume`` a non-empty folder must hold the same config (or ``force`` is needed); its old
-    stages are then discarded. With ``resume`` matching stages are reused whatever the config was.
-    """
+    """Check the run folder (:func:`check_run_dir`), discard old stages if so, record ``config.json``."""
     out = Path(out)
-    log = log or (lambda message: None)
-    if out.exists() and not out.is_dir():
-        raise PoisonlabError(f"{out}: exists and is not a folder")
-    existing = out / "config.json"
-    wanted = json.loads(json.dumps(config.to_dict()))
-    if resume and _read_json(existing) not in (None, wanted):
-        log(f"{out} held another config; reusing only the stages whose inputs match")
-    if out.exists() and any(out.iterdir()) and not resume:
-        held = _read_json(existing)
-        if held != wanted and not force:
-            what = "a different experiment" if held is not None else "files that are not a poisonlab run"
-            raise PoisonlabError(f"{out} holds {what}; use --resume to reuse its matching stages, --force to "
-                                 "start over, or another --out")
-        if held is not None or force:
-            shutil.rmtree(out / "stages", ignore_errors=True)
-            shutil.rmtree(out / "projections", ignore_errors=True)
+    discard = check_run_dir(out, config, resume=resume, force=force)
+    wanted = _config_json(config)
+    if resume and _read_json(out / "config.json") not in (None, wanted):
+        (log or (lambda message: None))(f"{out} held another config; reusing only the stages whose inputs match")
+    if discard:
+        shutil.rmtree(out / "stages", ignore_errors=True)
+        shutil.rmtree(out / "projections", ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(existing, wanted)
+    write_json(out / "config.json", wanted)
     return out
+
+
+def check_attacks_fit(config: ExperimentConfig, ds: Dataset) -> None:
+    """Refuse, before any training, an attack whose parameters cannot work on ``ds`` (a class index the
+    data does not have, a rate that poisons nothing), saying where the attack came from."""
+    defaults = paper_attacks()
+    for i, spec in enumerate(config.attacks):
+        try:
+            make_attack(spec.name, **spec.params).check_dataset(ds)
+        except PoisonlabError as exc:
+            origin = " (the paper's preset, which 'reproduce' runs unless a config says otherwise)" \
+                if spec in defaults else ""
+            params = ", ".join(f"{k}={v}" for k, v in spec.params.items()) or "defaults"
+            raise PoisonlabError(f"'attacks[{i}]' {spec.label} ({params}){origin} does not fit {ds.name} "
+                                 f"({ds.num_classes} classes, {len(ds.y_train)} training samples): {exc}; choose "
+                                 "attacks for this data in a config file ('poisonlab run CONFIG.toml', see "
+                                 "examples/)") from None
 
 
 def load_experiment_dataset(config: ExperimentConfig, *, log: Log | None = None) -> Dataset:
@@ -392,11 +427,16 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *, resume: 
     """
     log = log or (lambda message: None)
     start = time.perf_counter()
-    out = prepare_run_dir(out, config, resume=resume, force=force, log=log)
+    check_run_dir(out, config, resume=resume, force=force)  # nothing is written before the data loads
     workers = config.resolved_workers()
+    if workers > (os.cpu_count() or 1):
+        warnings.warn(f"{workers} training workers on {os.cpu_count()} cores share the cores: slower than one "
+                      "per core, and the numbers follow the thread layout", PoisonlabWarning, stacklevel=2)
     with _single_threaded_here(workers), TrainPool(workers, threads_per_worker(workers), progress=progress) as pool:
         # the workers start (spawn, import torch) while the data loads
         ds = load_experiment_dataset(config, log=log)
+        check_attacks_fit(config, ds)
+        out = prepare_run_dir(out, config, resume=resume, force=force, log=log)
         data_key = array_fingerprint(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
         runner = Runner(config, out, StageStore(out, reuse=resume), pool, log=log, before_stage=before_stage)
         log(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test samples; seeds {list(config.seeds)}; "
@@ -428,6 +468,21 @@ def _single_threaded_here(workers: int) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _clock(seconds: float) -> str:
+    """``45s``, ``3m05s`` or ``1h02m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _config_json(config: ExperimentConfig) -> Any:
+    """The config as ``config.json`` holds it (JSON types: lists, not tuples)."""
+    return json.loads(json.dumps(config.to_dict()))
+
+
 def _read_json(path: Path) -> Any:
     """The JSON in ``path``, or ``None`` when it is missing or unreadable."""
     try:
@@ -436,4 +491,5 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-__all__ = ["Runner", "load_experiment_dataset", "prepare_run_dir", "run_experiment"]
+__all__ = ["Runner", "check_attacks_fit", "check_run_dir", "load_experiment_dataset", "prepare_run_dir",
+           "run_experiment"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -19,9 +20,10 @@ from poisonlab._io import write_bytes, write_text
 from poisonlab.errors import PoisonlabError
 from poisonlab.results import load_results, slug
 from poisonlab.report import plots
+from poisonlab.report.paper import paper_comparison
 from poisonlab.report.tables import (Table, defenses_of, detection_table, figure2_table, figure3_table,
-                                     paper_applies, paper_numbers, runtime_table, stage_timing_table,
-                                     summary_table, verdict)
+                                     n_seeds, paper_applies, paper_numbers, runtime_table, stage_timing_table,
+                                     summary_table, timing_sentence, verdict)
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list
     stem = slug(attack)
     info = entry["attack"]
     params = ", ".join(f"{k}={v}" for k, v in info["params"].items()) or "defaults"
-    primary = " (primary: compared with the paper)" if attack == results["primary_attack"] else ""
+    with_paper = paper_applies(results, attack)
+    primary = (" (primary: compared with the paper)" if with_paper else
+               " (primary)" if attack == results["primary_attack"] else "")
     blocks: list[Block] = [
         Heading(f"Attack: {attack}{primary}"),
         Paragraph(f"{info['name']} with {params}: {info['n_poison']} poisoned training samples "
@@ -79,17 +83,23 @@ def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list
         summary_table(results, attack),
     ]
     blocks += [Paragraph(line) for line in verdict(results, attack)]
+    comparison = paper_comparison(results, attack)
+    if comparison:
+        blocks.append(Heading("Comparison with the paper", 3))
+        blocks += [Paragraph(line) for line in comparison]
     blocks.append(figure2_table(results, attack))
     blocks += [figure3_table(results, attack, d) for d in defenses_of(results, attack)]
     blocks += [detection_table(results, attack), runtime_table(results, attack)]
+    spread = f", mean ± std over {n_seeds(results)} seeds" if n_seeds(results) > 1 else ""
     blocks.append(Image(f"{stem}-per-class-accuracy.png",
-                        plots.per_class_accuracy(scenarios, classes, title=f"Per-class accuracy ({attack})"),
+                        plots.per_class_accuracy(scenarios, classes,
+                                                 title=f"Per-class accuracy ({attack}{spread})"),
                         f"Per-class test accuracy by scenario under {attack}"))
     blocks.append(Image(f"{stem}-confusion.png",
                         plots.confusion_matrices(scenarios, classes, title=f"Confusion matrices ({attack})"),
-                        f"Confusion matrices by scenario under {attack}"))
+                        f"Clean model's confusion matrix and each scenario's change against it under {attack}"))
     if defenses_of(results, attack):
-        paper = paper_numbers()["scenarios"] if paper_applies(results, attack) else {}
+        paper = paper_numbers()["scenarios"] if with_paper else {}
         blocks.append(Image(f"{stem}-runtime-f1.png",
                             plots.runtime_and_f1(scenarios, paper, title=f"Run time and detection F1 ({attack})"),
                             f"Defense run times and detection F1 under {attack}"))
@@ -148,7 +158,23 @@ caption{text-align:left;font-weight:600;padding:.3em 0;white-space:nowrap}
 th,td{border:1px solid #dee2e6;padding:3px 8px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}th{background:#f1f3f5;white-space:normal;vertical-align:bottom}tr:nth-child(even) td{background:#f8f9fa}
 p.note{color:#6c757d;font-size:12px;margin-top:0}img{max-width:100%;display:block;margin:1em 0}
+code{white-space:nowrap;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em;
+     background:#f1f3f5;padding:0 .2em;border-radius:3px}
 """
+
+
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: str) -> str:
+    """Escaped text with Markdown's `code` spans as <code>, which the CSS keeps on one line (an option such
+    as --seeds must not break at its hyphens)."""
+    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=False))
+
+
+def plain(text: str) -> str:
+    """Text for the terminal: code spans without their backticks."""
+    return _CODE.sub(lambda m: m.group(1), text)
 
 
 def to_html(doc: list[Block]) -> str:
@@ -157,13 +183,13 @@ def to_html(doc: list[Block]) -> str:
         if isinstance(block, Heading):
             body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
         elif isinstance(block, Paragraph):
-            body.append(f"<p>{html.escape(block.text)}</p>")
+            body.append(f"<p>{_inline(block.text)}</p>")
         elif isinstance(block, Table):
             rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in block.header) + "</tr>"]
             rows += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block.rows]
-            body.append(f"<table><caption>{html.escape(block.title)}</caption>{''.join(rows)}</table>")
+            body.append(f"<table><caption>{_inline(block.title)}</caption>{''.join(rows)}</table>")
             if block.note:
-                body.append(f'<p class="note">{html.escape(block.note)}</p>')
+                body.append(f'<p class="note">{_inline(block.note)}</p>')
         elif isinstance(block, Image):
             data = base64.b64encode(block.png).decode("ascii")
             body.append(f'<img alt="{html.escape(block.alt)}" src="data:image/png;base64,{data}">')
@@ -199,10 +225,9 @@ def summary_text(results: dict[str, Any]) -> str:
         for row in (table.header, *table.rows):
             lines.append("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                                           for i, (c, w) in enumerate(zip(row, widths))))
-        lines += [f"  {line}" for line in verdict(results, attack)]
+        lines += [f"  {plain(line)}" for line in verdict(results, attack)]
         lines.append("")
-    timing = results.get("timing", {})
-    lines.append(f"total {timing.get('total_seconds', 0):.1f} s ({timing.get('computed_seconds', 0):.1f} s computed)")
+    lines.append(plain(timing_sentence(results)))
     return "\n".join(lines)
 
 

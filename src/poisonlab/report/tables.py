@@ -8,6 +8,8 @@ or HTML. Accuracies are shown in percent; deltas in percentage points (pp).
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -33,10 +35,35 @@ def paper_numbers() -> dict[str, Any]:
     return json.loads(text)
 
 
+PAPER_ATTACK = "label-flip"  # the attack behind the paper's Figures 2-3 (which it calls gradient matching)
+FULL_MNIST_TRAIN = 60000  # the paper trains on all of MNIST's training images
+
+
+def paper_mismatch(results: dict[str, Any], attack: str) -> str:
+    """Why the paper's numbers do not compare with ``attack`` in this run, or ``""`` where they do.
+
+    They compare only for the primary attack when it is the paper's label flip, on the full MNIST
+    training set with its 10 classes: a slice or another dataset has other accuracies and run times.
+    """
+    ds = results["dataset"]
+    name = results["attacks"][attack]["attack"].get("name")
+    if attack != results.get("primary_attack"):
+        return f"{attack} is not the primary attack, the one compared with the paper"
+    if name != PAPER_ATTACK:
+        return f"the primary attack is {name}, not the paper's {PAPER_ATTACK}"
+    if ds["name"] != "mnist":
+        return f"this run's dataset is {ds['name']}, not MNIST"
+    if len(ds["classes"]) != len(paper_numbers()["scenarios"]["clean"]["per_class"]):
+        return f"this run has {len(ds['classes'])} classes, not MNIST's 10"
+    if ds["n_train"] < FULL_MNIST_TRAIN:
+        return f"this run trains on a {ds['n_train']}-image slice, not MNIST's {FULL_MNIST_TRAIN} training images"
+    return ""
+
+
 def paper_applies(results: dict[str, Any], attack: str) -> bool:
-    """The paper's numbers are comparable only for its attack on full-size MNIST with 10 classes."""
-    return (attack == results.get("primary_attack") and results["dataset"]["name"] == "mnist"
-            and len(results["dataset"]["classes"]) == len(paper_numbers()["scenarios"]["clean"]["per_class"]))
+    """The paper's numbers are comparable only for its label-flip attack on full MNIST (see
+    :func:`paper_mismatch`)."""
+    return not paper_mismatch(results, attack)
 
 
 def defenses_of(results: dict[str, Any], attack: str) -> list[str]:
@@ -45,6 +72,55 @@ def defenses_of(results: dict[str, Any], attack: str) -> list[str]:
 
 def n_seeds(results: dict[str, Any]) -> int:
     return len(results.get("seeds", [0]))
+
+
+def seeds_phrase(results: dict[str, Any]) -> str:
+    k = n_seeds(results)
+    return f"{k} seed" + ("" if k == 1 else "s")
+
+
+# ------------------------------------------------------------------------------------------ noise
+
+def accuracy_noise(results: dict[str, Any], scenario: dict[str, Any]) -> float:
+    """The noise one model's accuracy (a fraction) is judged against.
+
+    With several seeds its standard deviation over seeds; with one seed the binomial standard error of an
+    accuracy over its test images, a stand-in because one seed cannot measure the retraining spread.
+    """
+    if n_seeds(results) > 1:
+        return _std(scenario, "accuracy") or 0.0
+    n = scenario.get("n_test") or results["dataset"]["n_test"]
+    p = min(max(scenario["accuracy"], 0.5 / n), 1 - 0.5 / n)  # a perfect score still has sampling noise
+    return math.sqrt(p * (1 - p) / n)
+
+
+def accuracy_gap_noise(results: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> float:
+    """The noise a gap in accuracy between two scenarios is judged against.
+
+    With several seeds the larger of their stds; with one seed the standard error of the difference of
+    two single runs (both models' binomial errors), since neither value is a mean.
+    """
+    if n_seeds(results) > 1:
+        return max(accuracy_noise(results, a), accuracy_noise(results, b))
+    return math.hypot(accuracy_noise(results, a), accuracy_noise(results, b))
+
+
+def seconds_gap_noise(results: dict[str, Any], attack: str, a: str, b: str) -> float | None:
+    """The noise a gap in seconds between two defenses is judged against, or None where none is known.
+
+    With several seeds the larger std of their seconds over seeds. With one seed, where every retraining
+    gets the same optimizer steps (``retrain_budget="steps"``), the spread of those equal-work retraining
+    times under ``attack`` (as the noise of a difference, times sqrt 2): worker processes share the cores,
+    so the same work takes different times.
+    """
+    scenarios = results["attacks"][attack]["scenarios"]
+    if n_seeds(results) > 1:
+        return max(_std(scenarios[a], "seconds") or 0.0, _std(scenarios[b], "seconds") or 0.0)
+    retrains = [scenarios[d].get("seconds_retrain") for d in defenses_of(results, attack)]
+    retrains = [s for s in retrains if s is not None]
+    if results["config"].get("retrain_budget") != "steps" or len(retrains) < 2:
+        return None
+    return statistics.stdev(retrains) * math.sqrt(2)
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -98,27 +174,27 @@ def summary_table(results: dict[str, Any], attack: str) -> Table:
     rows = []
     for name, s in scenarios.items():
         p = paper.get(name, {})
-        row = (
-            name, pct_std(s["accuracy"], _std(s, "accuracy")),
-            "" if name == "attacked" else delta_pp(s["accuracy"], attacked),
-            f"{p['accuracy']:.2f}%" if "accuracy" in p else "",
-            seconds(s.get("seconds")), seconds(p.get("runtime_s")) if "runtime_s" in p else "",
-            num_std(s.get("f1"), _std(s, "f1")) if name not in BASELINES else "",
-            f"{s['removed']:.0f} ({s['poisons_removed']:.0f} poisons)" if name not in BASELINES else "",
-        )
+        row: tuple[str, ...] = (name, pct_std(s["accuracy"], _std(s, "accuracy")),
+                                "" if name == "attacked" else delta_pp(s["accuracy"], attacked))
+        if paper:
+            row += (f"{p['accuracy']:.2f}%" if "accuracy" in p else "",)
+        row += (seconds(s.get("seconds")),)
+        if paper:
+            row += (seconds(p.get("runtime_s")) if "runtime_s" in p else "",)
+        row += (num_std(s.get("f1"), _std(s, "f1")) if name not in BASELINES else "",
+                f"{s['removed']:.0f} ({s['poisons_removed']:.0f} poisons)" if name not in BASELINES else "")
         if targeted:
             row += (pct_std(s.get("target_success_rate"), _std(s, "target_success_rate"), digits=1),)
         rows.append(row)
-    header = ("Scenario", "Accuracy", "Δ vs attacked (pp)", "Paper accuracy", "Seconds", "Paper seconds",
-              "Detection F1", "Removed")
+    header = ("Scenario", "Accuracy", "Δ vs attacked (pp)") + (("Paper accuracy",) if paper else ()) \
+        + ("Seconds",) + (("Paper seconds",) if paper else ()) + ("Detection F1", "Removed")
     return Table(
         title=f"Summary: {attack}",
         header=header + (("Targets in adversarial class",) if targeted else ()),
         rows=tuple(rows),
-        note=_spread_note(results) + (f" Paper numbers: the paper's Figures 2-3 (MNIST){_slice_note(results)}."
-                                       if paper else
+        note=_spread_note(results) + (" Paper numbers: the paper's Figures 2-3 (MNIST)." if paper else
                                        " The paper's numbers are for its label-flip attack on full MNIST; "
-                                       "not comparable here."),
+                                       f"not comparable here: {paper_mismatch(results, attack)}."),
     )
 
 
@@ -199,14 +275,17 @@ def runtime_table(results: dict[str, Any], attack: str) -> Table:
             parts = ("", "", seconds(s.get("seconds_features")), seconds(s.get("seconds_detect")),
                      seconds(s.get("seconds_retrain")))
         p = paper.get(name, {}).get("runtime_s")
-        rows.append((name, *parts, seconds(s.get("seconds")), "" if p is None else f"{p:.2f}"))
+        rows.append((name, *parts, seconds(s.get("seconds")))
+                    + (("" if p is None else f"{p:.2f}",) if paper else ()))
     return Table(
         title=f"Run times in seconds ({attack})",
-        header=("Scenario", "Attack", "Train", "Features", "Detect", "Retrain", "Total", "Paper total"),
+        header=("Scenario", "Attack", "Train", "Features", "Detect", "Retrain", "Total")
+        + (("Paper total",) if paper else ()),
         rows=tuple(rows),
         note=f"Ours measured on {_machine(results)}. A defense's total is features + detect + retrain (the "
-             "attacked model's time is not in it); the attacked total is its training time. The paper does not "
-             "say what its run time covers or on what hardware it was measured.",
+             "attacked model's time is not in it); the attacked total is its training time."
+             + (" The paper does not say what its run time covers or on what hardware it was measured."
+                if paper else ""),
     )
 
 
@@ -237,16 +316,29 @@ def stage_timing_table(results: dict[str, Any]) -> Table:
             entry[2] += t["seconds"]
     rows = tuple((stage, str(computed), str(cached), seconds(secs))
                  for stage, (computed, cached, secs) in totals.items())
-    timing = results.get("timing", {})
     return Table(title="Where the time went", header=("Stage", "Computed", "From cache", "Seconds computed"),
-                 rows=rows, note=f"Wall time of the run: {seconds(timing.get('total_seconds'))} s, of which "
-                                 f"{seconds(timing.get('computed_seconds'))} s in computed stages.")
+                 rows=rows, note=timing_sentence(results))
+
+
+def timing_sentence(results: dict[str, Any]) -> str:
+    """The run's wall time and its stages' summed computation, worded so that neither reads as a part of
+    the other: stages run side by side in worker processes, so their sum can exceed the wall time."""
+    timing = results.get("timing", {})
+    wall, computed = timing.get("total_seconds"), timing.get("computed_seconds")
+    text = (f"Wall time of the run: {seconds(wall)} s. The computed stages add up to {seconds(computed)} s of "
+            "computation across processes")
+    workers = results.get("machine", {}).get("training_workers")
+    if wall is not None and computed is not None and computed > wall:
+        side = f" in {workers} training worker processes" if workers else ""
+        return text + f", more than the wall time because stages overlap (they ran side by side{side})."
+    return text + "; stages can overlap, so this sum is not a share of the wall time."
 
 
 # ------------------------------------------------------------------------------------------ verdict
 
 def verdict(results: dict[str, Any], attack: str) -> list[str]:
-    """Sentences on which defense did best, that name no winner where the gap is inside the spread."""
+    """Sentences on which defense did best, that name no winner where the gap is inside the noise
+    (:func:`accuracy_gap_noise`, the same rule the paper's claims are judged by)."""
     scenarios = results["attacks"][attack]["scenarios"]
     defenses = defenses_of(results, attack)
     if not defenses:
@@ -258,9 +350,11 @@ def verdict(results: dict[str, Any], attack: str) -> list[str]:
         line = f"Not above the attacked model ({pct(attacked)}): {', '.join(below)}."
         cost = scenarios["clean"]["accuracy"] - attacked if "clean" in scenarios else None
         if cost is not None and cost < WEAK_ATTACK:
-            line += (f" The attack itself cost only {cost * 100:.2f} pp against the clean model, so there is "
-                     "little for a filter to win back; compare defenses over several seeds (--seeds N) before "
-                     "reading a ranking into gaps this small.")
+            line += (" " + attack_cost_phrase(cost) + ", so there is "
+                     + ("little" if round(cost * 100, 2) > 0 else "nothing") + " for a filter to win back")
+            line += ("; compare defenses over several seeds (`--seeds N`) before reading a ranking into gaps "
+                     "this small." if n_seeds(results) < 2 else
+                     f"; the ranking below is judged against the spread over {seeds_phrase(results)}.")
         lines.append(line)
     else:
         lines.append(f"Every defense is above the attacked model ({pct(attacked)}).")
@@ -277,6 +371,14 @@ def verdict(results: dict[str, Any], attack: str) -> list[str]:
 WEAK_ATTACK = 0.005  # an attack costing under half a point of accuracy leaves a filter nothing to win back
 
 
+def attack_cost_phrase(cost: float) -> str:
+    """``cost`` (clean minus attacked accuracy, a fraction) in words that stay true when it is negative:
+    an attack that raised accuracy did not "cost" a negative amount."""
+    if round(cost * 100, 2) > 0:
+        return f"The attack itself cost only {cost * 100:.2f} pp against the clean model"
+    return f"The attack did not lower accuracy against the clean model ({-cost * 100:+.2f} pp)"
+
+
 def _compare(results: dict[str, Any], scenarios: dict[str, Any], ranked: list[str], metric: str, label: str,
              fmt) -> str:
     best, second = ranked[0], ranked[1]
@@ -285,11 +387,18 @@ def _compare(results: dict[str, Any], scenarios: dict[str, Any], ranked: list[st
     if n_seeds(results) < 2:
         lead = (f"{gap * scale:.{digits}f}{unit} ahead of {second}" if round(gap * scale, digits) > 0
                 else f"tied with {second}")
-        return (f"Highest {label} on this single seed: {best} ({fmt(scenarios[best][metric])}), {lead}. "
-                "One seed gives no spread, so this is no ranking; run with --seeds N to compare.")
+        text = f"Highest {label} on this single seed: {best} ({fmt(scenarios[best][metric])}), {lead}"
+        if metric != "accuracy":
+            return text + ". One seed gives no spread, so this is no ranking; run with `--seeds N` to compare."
+        noise = accuracy_gap_noise(results, scenarios[best], scenarios[second])
+        if gap > noise:
+            return (text + f", more than the test-set noise of a difference ({noise * 100:.2f} pp); one seed "
+                    "measures no retraining spread, so confirm it with `--seeds N`.")
+        return (text + f", inside the test-set noise of a difference ({noise * 100:.2f} pp): no ranking on a "
+                "single seed; run with `--seeds N` to compare.")
     spread = {d: _std(scenarios[d], metric) or 0.0 for d in ranked}
     gaps = {d: scenarios[best][metric] - scenarios[d][metric] for d in ranked[1:]}
-    tied = [d for d in ranked[1:] if gaps[d] < max(spread[best], spread[d]) or gaps[d] == 0]
+    tied = [d for d in ranked[1:] if gaps[d] <= max(spread[best], spread[d])]  # as claim_verdict: equal decides nothing
     if tied:
         return (f"{label.capitalize()}: {best} ({fmt(scenarios[best][metric])}) and {', '.join(tied)} differ by "
                 f"less than their spread over {n_seeds(results)} seeds (std up to "
@@ -304,11 +413,6 @@ def _spread_note(results: dict[str, Any]) -> str:
             "One seed: no spread estimate.")
 
 
-def _slice_note(results: dict[str, Any]) -> str:
-    n = results["dataset"]["n_train"]
-    return "" if n >= 60000 else f"; ours use a {n}-image training slice, so expect lower accuracies"
-
-
 def _mean_note(results: dict[str, Any]) -> str:
     k = n_seeds(results)
     return f" Means over {k} seeds." if k > 1 else ""
@@ -319,5 +423,7 @@ def _machine(results: dict[str, Any]) -> str:
     return f"{m.get('cpu') or 'an unknown CPU'} ({m.get('threads', '?')} threads, {m.get('precision', '?')})"
 
 
-__all__ = ["Table", "defenses_of", "detection_table", "figure2_table", "figure3_table", "paper_applies",
-           "paper_numbers", "runtime_table", "stage_timing_table", "summary_table", "verdict"]
+__all__ = ["FULL_MNIST_TRAIN", "PAPER_ATTACK", "Table", "accuracy_gap_noise", "accuracy_noise",
+           "attack_cost_phrase", "defenses_of", "detection_table", "figure2_table", "figure3_table",
+           "paper_applies", "paper_mismatch", "paper_numbers", "runtime_table", "seconds_gap_noise",
+           "seeds_phrase", "stage_timing_table", "summary_table", "timing_sentence", "verdict"]
