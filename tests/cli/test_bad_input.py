@@ -7,6 +7,7 @@ broken pipes, which need a real process, are tested at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -296,3 +297,19 @@ def test_a_closed_pipe_is_not_an_error(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m poisonlab.cli data info digits | head -1", shell=True,
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and proc.stdout.startswith("digits") and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_results_with_wrong_value_types_are_one_line(work, tmp_path, capsys):
+    """A results.json that passes the layout check but holds values of the wrong type deeper down."""
+    run = tmp_path / "run"
+    run.mkdir()
+    scenario = {"accuracy": 0.9, "per_class_accuracy": [0.9] * 10, "confusion_matrix": [[1] * 10] * 10,
+                "seconds": "slow", "n_train": "many", "std": 3, "per_seed": "x"}
+    results = {"format": "poisonlab-results/1", "config": {}, "seeds": [0], "primary_attack": "a",
+               "dataset": {"name": "d", "n_train": 10, "n_test": 10, "classes": [str(i) for i in range(10)]},
+               "attacks": {"a": {"attack": {"name": 3}, "scenarios": {"clean": scenario, "attacked": scenario}}}}
+    (run / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("poisonlab: error: ") and "malformed results" in err[0]
+    assert sorted(p.name for p in run.iterdir()) == ["results.json"]

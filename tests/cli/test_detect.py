@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from poisonlab.cli import main
-from poisonlab.data import PoisonedDataset, load_dataset
+from poisonlab.data import PoisonedDataset, load_dataset, load_poisoned
+from poisonlab.defenses import compute_features
 
 CONTRACT_KEYS = ("precision", "recall", "f1", "roc_auc", "removed", "poisons_removed", "seconds_features",
                  "seconds_detect", "defense", "features", "flagged_indices")
@@ -105,8 +108,6 @@ def test_detect_missing_inputs(tmp_path, capsys):
 
 
 def test_detect_refuses_to_retrain_without_a_class(poisoned_path, tmp_path, capsys):
-    from poisonlab.data import load_poisoned
-
     poisoned = load_poisoned(poisoned_path)
     y = poisoned.y_train
     # a lone sample of class 9: k-NN flags it, and retraining would never see a 9
@@ -123,3 +124,39 @@ def test_detect_refuses_to_retrain_without_a_class(poisoned_path, tmp_path, caps
     assert "poisonlab: warning: the defense would remove every training sample of class(es) [9]" in \
         capsys.readouterr().err
     assert out.exists()
+
+
+def test_features_are_cached_by_content_and_reused(poisoned_path, tmp_path, capsys):
+    """Two detectors on one file: the feature model trains once; the second run reads the cache."""
+    base = ["detect", "--poisoned", str(poisoned_path), "--features", "activations", "--quiet"]
+    argv = [*base, "--epochs", "1"]
+    assert main([*argv, "--defense", "pca", "--out", str(tmp_path / "a.json")]) == 0
+    assert "reused" not in capsys.readouterr().err
+    cached = list((Path(os.environ["POISONLAB_CACHE"]) / "features").glob("*.npz"))
+    assert len(cached) == 1
+    assert main([*argv, "--defense", "pca", "--out", str(tmp_path / "b.json")]) == 0
+    assert "reused from" in capsys.readouterr().err
+    first, second = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert first["flagged_indices"] == second["flagged_indices"] and second["feature_info"]["cached"] is True
+    # other training options are other features
+    assert main([*base, "--epochs", "2", "--defense", "pca", "--out", str(tmp_path / "c.json")]) == 0
+    assert len(list(cached[0].parent.glob("*.npz"))) == 2
+
+
+def test_features_from_a_file_or_a_model(poisoned_path, tmp_path):
+    poisoned = load_poisoned(poisoned_path)
+    X = compute_features("pixels", poisoned.x_train, poisoned.y_train)[0]
+    np.savez(tmp_path / "F.npz", features=X)
+    out = tmp_path / "D.json"
+    assert main(["detect", "--poisoned", str(poisoned_path), "--defense", "knn", "--features-from",
+                 str(tmp_path / "F.npz"), "--out", str(out)]) == 0
+    given = json.loads(out.read_text())
+    assert main(["detect", "--poisoned", str(poisoned_path), "--defense", "knn", "--features", "pixels",
+                 "--out", str(out)]) == 0
+    assert given["flagged_indices"] == json.loads(out.read_text())["flagged_indices"]
+    assert given["features"] == "features from F.npz"
+    assert main(["train", "--poisoned", str(poisoned_path), "--epochs", "1", "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 0
+    assert main(["detect", "--poisoned", str(poisoned_path), "--defense", "knn", "--features-from",
+                 str(tmp_path / "m" / "model.safetensors"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["feature_info"]["dim"] == 128

@@ -185,3 +185,11 @@ def test_run_defense_unknown_names(poisoned_digits):
         run_defense(poisoned_digits, "nope", features="pixels")
     with pytest.raises(PoisonlabError, match="unknown features"):
         run_defense(poisoned_digits, "knn", features="nope")
+
+
+def test_no_poison_means_no_recall_and_no_f1():
+    """With nothing to find, recall and F1 are undefined (None, shown as n/a), not a failing 0."""
+    flagged = np.array([True, False, False])
+    metrics = detection_metrics(np.zeros(3, dtype=bool), flagged)
+    assert metrics["recall"] is None and metrics["f1"] is None and metrics["precision"] == 0.0
+    assert detection_metrics(np.array([True, False, False]), flagged)["f1"] == 1.0

@@ -121,3 +121,21 @@ def test_scalar_types_come_from_the_dataclass():
             config_from_dict({name: [1]})
     assert config_from_dict({"lr": 1}).lr == 1.0 and isinstance(config_from_dict({"lr": 1}).lr, float)
     assert ExperimentConfig(lr=1).lr == 1.0
+
+
+def test_relative_paths_in_a_toml_are_relative_to_its_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "exp.toml").write_text('dataset = "data/mine.npz"\ndata_dir = "idx"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(folder / "exp.toml")
+    assert config.dataset == str(folder / "data" / "mine.npz") and config.data_dir == str(folder / "idx")
+    (folder / "named.toml").write_text('dataset = "digits"\n')
+    assert load_config(folder / "named.toml").dataset == "digits"
+
+
+def test_seeds_must_fit_every_library():
+    with pytest.raises(PoisonlabError, match="'seeds' must be distinct integers in 0..4294967295"):
+        config_from_dict({"seeds": [2**32]})
+    with pytest.raises(PoisonlabError, match="subset_seed"):
+        config_from_dict({"subset_seed": 2**40})

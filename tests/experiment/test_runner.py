@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from helpers import numbers_only, tiny_config
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.data import load_dataset
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.experiment import StageEvent, run_experiment
 from poisonlab.parallel import threads_per_worker
 from poisonlab.report import render_report
@@ -211,3 +212,40 @@ def test_targeted_attack_reports_target_success_per_scenario(tmp_path):
     assert "Targets in adversarial class" in report
     again = run_experiment(config, tmp_path / "run", resume=True, progress=False)
     assert numbers_only(again) == numbers_only(results)
+
+
+def test_projection_sample_is_not_the_attack_draw(tmp_path):
+    """The plotted sample draws from its own stream: its poison share is close to the attack's, for every
+    attack (with the attack's own stream it was a subset of the poisons: all poisons)."""
+    config = tiny_config(projection_samples=280, defenses=["pca"], attacks=[
+        {"name": "label-flip", "params": {"rate": 0.2}}, {"name": "fgsm", "params": {"rate": 0.2, "eps": 0.5}}])
+    results = run_experiment(config, tmp_path / "run", progress=False)
+    for label, entry in results["attacks"].items():
+        with np.load(tmp_path / "run" / entry["projections"]["0"], allow_pickle=False) as npz:
+            share = npz["is_poison"].mean()
+        assert abs(share - entry["attack"]["rate_of_train"]) <= 0.02, (label, share)
+
+
+def test_more_workers_than_cores_is_a_warning(tmp_path):
+    config = tiny_config(workers=(os.cpu_count() or 1) + 1)
+    with pytest.warns(PoisonlabWarning, match="share the cores"), pytest.raises(KeyboardInterrupt):
+        run_experiment(config, tmp_path / "run", progress=False, before_stage=interrupt_at("clean"))
+
+
+def test_nothing_is_written_when_the_data_does_not_fit(tmp_path):
+    """An attack that cannot work on the data (a class it lacks) fails before the run folder exists."""
+    config = tiny_config(attacks=[{"name": "label-flip", "params": {"rate": 0.5, "source_class": 2,
+                                                                    "target_class": 8}}], n_train=None, n_test=None,
+                         dataset=str(_four_class_npz(tmp_path)))
+    with pytest.raises(PoisonlabError, match=r"'attacks\[0\]' label-flip .* does not fit .*4 classes"):
+        run_experiment(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def _four_class_npz(folder):
+    ds = load_dataset("digits").subset(300, 120, seed=0)
+    train, test = ds.y_train < 4, ds.y_test < 4
+    path = folder / "four.npz"
+    np.savez(path, x_train=ds.x_train[train], y_train=ds.y_train[train], x_test=ds.x_test[test],
+             y_test=ds.y_test[test])
+    return path

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,8 +11,7 @@ from poisonlab.data import load_dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import PaperCNN
 from poisonlab.training import (TrainConfig, evaluate, extract_features, load_weights, metrics_from_predictions,
-                                predict_logits,
-                                train)
+                                predict_logits, save_weights, train)
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,14 @@ def test_poisonlab_models_give_their_penultimate_layer(digits_slice):
         expected = model.penultimate(torch.from_numpy(x.astype(np.float32) / 255).contiguous(
             memory_format=torch.channels_last)).numpy()
     np.testing.assert_allclose(extract_features(model, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_weights_get_the_usual_permissions(digits_slice, tmp_path):
+    """Every output is written atomically through a temporary file, and ends with the umask's permissions."""
+    model = train(digits_slice.x_train, digits_slice.y_train, num_classes=10, config=TrainConfig(epochs=1),
+                  progress=False).model
+    save_weights(model, tmp_path / "model.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]

@@ -1,17 +1,19 @@
 """Experiments: the config, the staged runner that executes it into a run folder, and its results.
 
 ``config`` (one validation pass, before any data is loaded), ``store`` (content-addressed stages, so runs
-resume and share work), ``jobs`` (training stages), ``runner`` (the pipeline of one run), ``assemble``
-(the rows of ``results.json``, whose contract is :mod:`poisonlab.results`).
+resume and share work), ``rundir`` (the run folder, checked before any work), ``jobs`` (training
+stages), ``runner`` (the pipeline of one run), ``assemble`` (the rows of ``results.json``, whose contract
+is :mod:`poisonlab.results`).
 """
 
 from poisonlab.experiment.config import (DEFAULT_DEFENSES, QUICK_SETTINGS, RETRAIN_BUDGETS, AttackSpec,
                                          ExperimentConfig, check_config, config_from_dict, load_config,
                                          paper_attacks, quick_config)
 from poisonlab.experiment.jobs import StageEvent
-from poisonlab.experiment.runner import load_experiment_dataset, prepare_run_dir, run_experiment
+from poisonlab.experiment.rundir import check_run_dir, prepare_run_dir
+from poisonlab.experiment.runner import check_attacks_fit, load_experiment_dataset, run_experiment
 from poisonlab.experiment.store import StageStore
 
 __all__ = ["AttackSpec", "DEFAULT_DEFENSES", "ExperimentConfig", "QUICK_SETTINGS", "RETRAIN_BUDGETS", "StageEvent",
-           "StageStore", "check_config", "config_from_dict", "load_config", "load_experiment_dataset",
-           "paper_attacks", "prepare_run_dir", "quick_config", "run_experiment"]
+           "StageStore", "check_attacks_fit", "check_config", "check_run_dir", "config_from_dict", "load_config",
+           "load_experiment_dataset", "paper_attacks", "prepare_run_dir", "quick_config", "run_experiment"]

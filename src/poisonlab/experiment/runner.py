@@ -19,9 +19,7 @@ share one retraining.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,7 +33,7 @@ from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
 from poisonlab import __version__
-from poisonlab._io import check_output, save_npz, write_json
+from poisonlab._io import save_npz, write_json
 from poisonlab.attacks import ATTACKS, TargetedRecord, make_attack
 from poisonlab.data import Dataset, PoisonedDataset, load_dataset
 from poisonlab.defenses import compute_features, detect_poisons, json_params, seeded_detector
@@ -44,6 +42,7 @@ from poisonlab.experiment.assemble import (DETECTION_KEYS, AttackRun, assemble_r
                                            target_outcome)
 from poisonlab.experiment.config import AttackSpec, ExperimentConfig, paper_attacks
 from poisonlab.experiment.jobs import PendingTrain, StageEvent, TrainedModel
+from poisonlab.experiment.rundir import check_run_dir, prepare_run_dir
 from poisonlab.experiment.store import StageStore, array_fingerprint, digest
 from poisonlab.parallel import TrainJob, TrainPool, threads_per_worker
 from poisonlab.results import Results, slug
@@ -347,37 +346,6 @@ class Runner:
 
 # ----------------------------------------------------------------------------------------------- run
 
-def check_run_dir(out: str | os.PathLike, config: ExperimentConfig, *, resume: bool, force: bool) -> bool:
-    """Refuse a run folder that cannot take ``config``, writing nothing; whether its old stages are to be
-    discarded. Without ``resume`` a non-empty folder must hold the same config (or ``force`` is needed);
-    with ``resume`` matching stages are reused whatever the config was."""
-    out = check_output(out, folder=True)
-    if not (out.exists() and any(out.iterdir())) or resume:
-        return False
-    held = _read_json(out / "config.json")
-    if held != _config_json(config) and not force:
-        what = "a different experiment" if held is not None else "files that are not a poisonlab run"
-        raise PoisonlabError(f"{out} holds {what}; use --resume to reuse its matching stages, --force to "
-                             "start over, or another --out")
-    return held is not None or force
-
-
-def prepare_run_dir(out: str | os.PathLike, config: ExperimentConfig, *, resume: bool, force: bool,
-                    log: Log | None = None) -> Path:
-    """Check the run folder (:func:`check_run_dir`), discard old stages if so, record ``config.json``."""
-    out = Path(out)
-    discard = check_run_dir(out, config, resume=resume, force=force)
-    wanted = _config_json(config)
-    if resume and _read_json(out / "config.json") not in (None, wanted):
-        (log or (lambda message: None))(f"{out} held another config; reusing only the stages whose inputs match")
-    if discard:
-        shutil.rmtree(out / "stages", ignore_errors=True)
-        shutil.rmtree(out / "projections", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", wanted)
-    return out
-
-
 def check_attacks_fit(config: ExperimentConfig, ds: Dataset) -> None:
     """Refuse, before any training, an attack whose parameters cannot work on ``ds`` (a class index the
     data does not have, a rate that poisons nothing), saying where the attack came from."""
@@ -478,18 +446,4 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def _config_json(config: ExperimentConfig) -> Any:
-    """The config as ``config.json`` holds it (JSON types: lists, not tuples)."""
-    return json.loads(json.dumps(config.to_dict()))
-
-
-def _read_json(path: Path) -> Any:
-    """The JSON in ``path``, or ``None`` when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-__all__ = ["Runner", "check_attacks_fit", "check_run_dir", "load_experiment_dataset", "prepare_run_dir",
-           "run_experiment"]
+__all__ = ["Runner", "check_attacks_fit", "load_experiment_dataset", "run_experiment"]

@@ -206,7 +206,13 @@ def render_report(run_dir: str | Path) -> dict[str, Path]:
     """
     run_dir = Path(run_dir)
     results = load_results(run_dir)
-    doc = build_document(results, run_dir)
+    try:
+        doc = build_document(results, run_dir)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        if isinstance(exc, PoisonlabError):
+            raise
+        # load_results checks the layout a report needs; anything it let through is still the file's fault
+        raise PoisonlabError(f"{run_dir}: malformed results ({type(exc).__name__}: {exc})") from None
     for block in doc:
         if isinstance(block, Image):
             write_bytes(run_dir / "plots" / block.name, block.png)
