@@ -160,3 +160,18 @@ def test_features_from_a_file_or_a_model(poisoned_path, tmp_path):
     assert main(["detect", "--poisoned", str(poisoned_path), "--defense", "knn", "--features-from",
                  str(tmp_path / "m" / "model.safetensors"), "--out", str(out)]) == 0
     assert json.loads(out.read_text())["feature_info"]["dim"] == 128
+
+
+def test_features_from_a_train_folder_must_match_the_file(poisoned_path, tmp_path, capsys):
+    assert main(["train", "--poisoned", str(poisoned_path), "--epochs", "1", "--out", str(tmp_path / "m"),
+                 "--quiet"]) == 0
+    out = tmp_path / "D.json"
+    assert main(["detect", "--poisoned", str(poisoned_path), "--defense", "knn", "--features-from",
+                 str(tmp_path / "m"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["feature_info"]["dim"] == 128
+    other = load_poisoned(poisoned_path).keep(np.arange(400) >= 10)
+    other.save(tmp_path / "other.npz")
+    capsys.readouterr()
+    assert main(["detect", "--poisoned", str(tmp_path / "other.npz"), "--defense", "knn", "--features-from",
+                 str(tmp_path / "m"), "--out", str(tmp_path / "E.json")]) == 2
+    assert "trained on another dataset" in capsys.readouterr().err and not (tmp_path / "E.json").exists()

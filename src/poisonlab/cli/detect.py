@@ -34,9 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="feature space: penultimate activations of a model trained on the poisoned data "
                         "(default), raw pixels, or PCA of the pixels. Activations and PCA are cached by the "
                         "file's content and the training options, so several detectors on one file train once")
-    p.add_argument("--features-from", type=Path, metavar="F.npz|MODEL.safetensors",
-                   help="features computed elsewhere: an .npz with a 'features' array (one row per training "
-                        "sample), or a model from 'poisonlab train --poisoned' whose activations to use")
+    p.add_argument("--features-from", type=Path, metavar="RUN|F.npz|MODEL.safetensors",
+                   help="features computed elsewhere: the folder of 'poisonlab train --poisoned P.npz' (or its "
+                        "model.safetensors), whose model's activations to use, or an .npz with a 'features' "
+                        "array (one row per training sample)")
     p.add_argument("--contamination", type=_contamination, metavar="RATE|auto",
                    help="flag this share of samples with the highest scores, or 'auto' (the detector decides "
                         "without knowing the poison rate; the default)")
@@ -120,8 +121,12 @@ def _features(args: argparse.Namespace, poisoned: PoisonedDataset, config: Train
 
 
 def _features_from(path: Path, poisoned: PoisonedDataset, config: TrainConfig) -> tuple[np.ndarray, dict]:
-    """Features given as an .npz ``features`` array, or the activations of a saved model."""
+    """Features given as an .npz ``features`` array, or the activations of a saved model (a ``train`` run
+    folder, whose ``metrics.json`` says how the model was built and on what it trained)."""
     n = len(poisoned.y_train)
+    if path.is_dir():
+        config = _trained_on(path, poisoned)
+        path = path / "model.safetensors"
     if path.suffix == ".safetensors":
         model = rebuild_model(config, tuple(poisoned.x_train.shape[1:]), poisoned.num_classes, path)
         X, info = compute_features("activations", poisoned.x_train, poisoned.y_train, model=model)
@@ -134,6 +139,24 @@ def _features_from(path: Path, poisoned: PoisonedDataset, config: TrainConfig) -
         raise PoisonlabError(f"{path}: 'features' must be a numeric ({n}, D) array for this file's {n} training "
                              f"samples, got {X.dtype} {X.shape}")
     return X.astype(np.float32), {"features": f"features from {path.name}", "dim": int(X.shape[1]), "seconds": 0.0}
+
+
+def _trained_on(run: Path, poisoned: PoisonedDataset) -> TrainConfig:
+    """The training config of a ``poisonlab train`` folder, refused unless it trained on ``poisoned``."""
+    metrics_path = run / "metrics.json"
+    if not (run / "model.safetensors").is_file() or not metrics_path.is_file():
+        raise PoisonlabError(f"{run}: not a 'poisonlab train' folder (needs model.safetensors and metrics.json)")
+    try:
+        metrics = json.loads(metrics_path.read_text())
+        config = TrainConfig(**metrics["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, PoisonlabError):
+            raise
+        raise PoisonlabError(f"{metrics_path}: cannot read the training record ({exc})") from None
+    if metrics.get("n_train") != len(poisoned.y_train) or metrics.get("attack") != poisoned.attack:
+        raise PoisonlabError(f"{run}: its model was trained on another dataset (train it with 'poisonlab train "
+                             "--poisoned' on this file)")
+    return config
 
 
 def _print_defenses() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from poisonlab._io import check_output
 from poisonlab.cli.common import positive_int, status
+from poisonlab.cli.progress import StageProgress
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import QUICK_SETTINGS, ExperimentConfig, load_config, run_experiment
 from poisonlab.report import render_report, summary_text
@@ -82,10 +83,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _execute(config: ExperimentConfig, args: argparse.Namespace) -> int:
-    log = (lambda message: None) if args.quiet else status
     try:
-        results = run_experiment(config, args.out, resume=args.resume, force=args.force, progress=not args.quiet,
-                                 log=log)
+        with StageProgress(quiet=args.quiet) as shown:
+            log = shown.log
+            results = run_experiment(config, args.out, resume=args.resume, force=args.force,
+                                     progress=shown.epoch_lines, log=log, on_progress=shown.update)
     except KeyboardInterrupt:
         status(f"stopped; the finished stages are kept in {args.out}: add --resume to continue")
         raise

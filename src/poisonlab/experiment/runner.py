@@ -51,6 +51,7 @@ from poisonlab.training import epoch_steps
 
 Log = Callable[[str], None]
 StageHook = Callable[[StageEvent], None]
+ProgressHook = Callable[[int, int], None]  # (stages done, stages in all)
 
 
 @dataclass
@@ -97,9 +98,10 @@ class Runner:
     """
 
     def __init__(self, config: ExperimentConfig, out: Path, store: StageStore, pool: TrainPool, *, log: Log,
-                 before_stage: StageHook | None = None) -> None:
+                 before_stage: StageHook | None = None, on_progress: ProgressHook | None = None) -> None:
         self.config, self.out, self.store, self.pool, self.log = config, out, store, pool, log
         self.before_stage = before_stage or (lambda event: None)
+        self.on_progress = on_progress or (lambda done, total: None)
         self.timeline: list[dict[str, Any]] = []
         self.done: set[tuple[str, int, str | None, str | None]] = set()  # stages finished, for the progress
         per_attack = 2 + bool(config.defenses or config.projection_samples) + 2 * len(config.defenses)
@@ -136,8 +138,12 @@ class Runner:
                               "finished_at": round(end, 2)})
         label = f"{stage} {'/'.join(p for p in (attack, defense) if p)}".strip()
         state = "cached" if cached else f"{seconds:.1f} s"
-        self.done.add((stage, seed, attack, defense))
+        self._mark(stage, seed, attack, defense)
         self.log(f"[seed {seed}] {label}: {detail}{' ' if detail else ''}({state}) {self.progress()}")
+
+    def _mark(self, stage: str, seed: int, attack: str | None, defense: str | None) -> None:
+        self.done.add((stage, seed, attack, defense))
+        self.on_progress(min(len(self.done), self.total), self.total)
 
     def progress(self) -> str:
         """``[5/13 stages, 1m20s, ETA 2m10s]``: stages done of all, wall time so far, a linear estimate."""
@@ -331,7 +337,7 @@ class Runner:
                      "attacked": scenario_row(models["attacked"].record, seconds_attack=run.record["seconds"])}
         for name, d in defended.items():
             models[name] = self.finish(d.retraining)
-            self.done.add(("retrain", seed, run.spec.label, name))  # also when it shared another's training
+            self._mark("retrain", seed, run.spec.label, name)  # also when it shared another's training
             scenarios[name] = scenario_row(models[name].record, features_seconds=features.record["seconds"],
                                            detection=d.detection)
         targeted = TargetedRecord.from_attack(run.record["attack"], required=ATTACKS[run.spec.name].targeted)
@@ -372,7 +378,8 @@ def load_experiment_dataset(config: ExperimentConfig, *, log: Log | None = None)
 
 
 def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *, resume: bool = False, force: bool = False,
-                   progress: bool = True, log: Log | None = None, before_stage: StageHook | None = None) -> Results:
+                   progress: bool = True, log: Log | None = None, before_stage: StageHook | None = None,
+                   on_progress: ProgressHook | None = None) -> Results:
     """Run (or resume) ``config`` in the run folder ``out``; write and return ``results.json``'s content.
 
     Parameters
@@ -392,6 +399,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *, resume: 
     before_stage : callable, optional
         Called with a :class:`StageEvent` before each stage starts (progress displays, tests that stop a
         run at a chosen stage).
+    on_progress : callable, optional
+        Called with (stages done, stages in all) whenever a stage finishes (an overall progress bar).
     """
     log = log or (lambda message: None)
     start = time.perf_counter()
@@ -406,7 +415,8 @@ def run_experiment(config: ExperimentConfig, out: str | os.PathLike, *, resume: 
         check_attacks_fit(config, ds)
         out = prepare_run_dir(out, config, resume=resume, force=force, log=log)
         data_key = array_fingerprint(ds.x_train, ds.y_train, ds.x_test, ds.y_test)
-        runner = Runner(config, out, StageStore(out, reuse=resume), pool, log=log, before_stage=before_stage)
+        runner = Runner(config, out, StageStore(out, reuse=resume), pool, log=log, before_stage=before_stage,
+                        on_progress=on_progress)
         log(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test samples; seeds {list(config.seeds)}; "
             f"attacks {[a.label for a in config.attacks]}; defenses {list(config.defenses)}; "
             + (f"{workers} training workers x {pool.threads} thread(s)" if workers else "training in this process"))
