@@ -19,7 +19,6 @@ import numpy as np
 from poisonlab._io import write_bytes, write_text
 from poisonlab.errors import PoisonlabError
 from poisonlab.results import load_results, slug
-from poisonlab.report import plots
 from poisonlab.report.paper import paper_comparison
 from poisonlab.report.tables import (Table, defenses_of, detection_table, figure2_table, figure3_table,
                                      n_seeds, paper_applies, paper_numbers, runtime_table, stage_timing_table,
@@ -67,6 +66,7 @@ def build_document(results: dict[str, Any], run_dir: Path) -> list[Block]:
 
 
 def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list[Block]:
+    from poisonlab.report import plots  # matplotlib: heavy, and needed only once a report is drawn
     entry = results["attacks"][attack]
     scenarios = entry["scenarios"]
     classes = results["dataset"]["classes"]
