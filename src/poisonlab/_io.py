@@ -6,12 +6,13 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 
 # kernel filesystems: writable-looking, but no place for outputs
 _VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
@@ -59,6 +60,18 @@ def check_output(path: str | os.PathLike, *, folder: bool = False) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise PoisonlabError(f"{path}: cannot write in {existing} (read-only or no permission)")
     return path
+
+
+def save_cache(path: Path, **arrays: np.ndarray) -> bool:
+    """Cache arrays at ``path`` when it can be written; otherwise warn once and go on (a cache is an aid,
+    never a reason to fail). Whether it was written."""
+    try:
+        check_output(path)
+        save_npz(path, **arrays)
+        return True
+    except (PoisonlabError, OSError) as exc:
+        warnings.warn(f"not cached: {exc}", PoisonlabWarning, stacklevel=2)
+        return False
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -31,6 +31,11 @@ from poisonlab.models import build_model, count_parameters
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 # the arithmetic of a forward pass at inference (a resolved precision)
 INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+# ``TrainConfig.device``: CUDA when a GPU is present, or one named
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+# ``TrainConfig.augment``: random crop (4-pixel zero padding) and horizontal flip for colour images only
+AUGMENTATIONS: tuple[str, ...] = ("auto", "none", "crop-flip")
+CROP_PADDING = 4
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,14 @@ class TrainConfig:
         Total optimizer steps; ``None`` means ``epochs`` passes. With ``steps`` the batches run through
         fresh permutations of the data until that many steps are done (``epochs`` is then ignored), so
         trainings on sets of different sizes can get the same budget of updates.
+    augment : {"auto", "none", "crop-flip"}
+        On-the-fly augmentation of each uint8 batch: a random crop of the image padded by 4 pixels and a
+        random horizontal flip (the standard CIFAR recipe). ``"auto"``: crop-flip for colour images, none
+        for grey ones (a flipped digit is another glyph). Its randomness has its own generator, so the
+        batch order is the same with or without it.
+    device : {"auto", "cpu", "cuda"}
+        Where the model trains and runs; ``"auto"`` is CUDA when a GPU is present. The same seed gives
+        the same numbers on the same device (and thread count), not across devices.
     """
 
     epochs: int = 3
@@ -74,10 +87,14 @@ class TrainConfig:
     channels_last: bool = True
     precision: str = "auto"
     steps: int | None = None
+    augment: str = "auto"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise PoisonlabError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for name, value, choices in (("precision", self.precision, PRECISIONS),
+                                     ("augment", self.augment, AUGMENTATIONS), ("device", self.device, DEVICES)):
+            if value not in choices:
+                raise PoisonlabError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.epochs < 1:
             raise PoisonlabError(f"epochs must be >= 1, got {self.epochs}")
         if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
@@ -96,7 +113,23 @@ class TrainConfig:
     def resolved_precision(self) -> str:
         if self.precision != "auto":
             return self.precision
+        if self.resolved_device() == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
         return "bf16" if bf16_supported() else "fp32"
+
+    def resolved_device(self) -> str:
+        """``"cpu"`` or ``"cuda"``; asking for CUDA where there is none is a user error."""
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise PoisonlabError("device 'cuda' asked for, but no CUDA GPU is available (use --device cpu or auto)")
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def resolved_augment(self, channels: int) -> str:
+        """``"crop-flip"`` or ``"none"`` for images with ``channels`` channels."""
+        if self.augment != "auto":
+            return self.augment
+        return "crop-flip" if channels == 3 else "none"
 
 
 def bf16_supported() -> bool:
@@ -123,10 +156,31 @@ def to_tensor(x: np.ndarray) -> torch.Tensor:
 
 
 def _batch(x_u8: torch.Tensor, idx: torch.Tensor | slice, in_channels: int, channels_last: bool) -> torch.Tensor:
-    xb = x_u8[idx].to(torch.float32).div_(255.0)
+    return _as_float(x_u8[idx], in_channels, channels_last)
+
+
+def _as_float(xb_u8: torch.Tensor, in_channels: int, channels_last: bool) -> torch.Tensor:
+    """A uint8 batch as the float pixels in [0, 1] a model takes, grey repeated to its channels."""
+    xb = xb_u8.to(torch.float32).div_(255.0)
     if xb.shape[1] != in_channels:
         xb = xb.expand(-1, in_channels, -1, -1)
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb.contiguous()
+
+
+def random_crop_flip(xb: torch.Tensor, *, padding: int = CROP_PADDING,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image of a batch (B, C, H, W) cropped at a random offset from its zero-padded copy and flipped
+    left-right with probability 1/2; any dtype and device (the random draws are made on the CPU)."""
+    b, c, h, w = xb.shape
+    offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=generator)
+    flips = torch.rand(b, generator=generator) < 0.5
+    rows = torch.arange(h).view(1, h) + offsets[:, :1]
+    cols = torch.arange(w).view(1, w) + offsets[:, 1:]
+    cols = torch.where(flips.view(b, 1), cols.flip(1), cols)
+    padded = torch.nn.functional.pad(xb, (padding, padding, padding, padding))
+    device = xb.device
+    return padded[torch.arange(b, device=device).view(b, 1, 1, 1), torch.arange(c, device=device).view(1, c, 1, 1),
+                  rows.to(device).view(b, 1, h, 1), cols.to(device).view(b, 1, 1, w)]
 
 
 def epoch_steps(n: int, batch_size: int) -> int:
@@ -167,9 +221,14 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     mean, std = pixel_stats(x)
     model = build_model(config.model, in_channels=config.in_channels, image_size=x.shape[-1],
                         num_classes=num_classes, mean=mean, std=std)
+    device = torch.device(config.resolved_device())
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    x_u8, y_t = to_tensor(x), torch.tensor(np.asarray(y), dtype=torch.int64)
+    x_u8, y_t = to_tensor(x).to(device), torch.tensor(np.asarray(y), dtype=torch.int64, device=device)
+    # augmentation draws from its own generator: the batch order is the same with or without it
+    augment = config.resolved_augment(x.shape[1]) == "crop-flip"
+    augment_generator = torch.Generator().manual_seed(config.seed + 1) if augment else None
     n = len(x_u8)
     steps_per_epoch = epoch_steps(n, config.batch_size)
     total_steps = config.steps if config.steps is not None else config.epochs * steps_per_epoch
@@ -185,15 +244,18 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     seen = 0
     for epoch in range(passes):
         order = torch.randperm(n, generator=generator)
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=device)
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{passes}", leave=False,
                    disable=not progress, mininterval=0.5)
         samples = 0
         for step in bar:
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            xb = _batch(x_u8, idx, config.in_channels, config.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
+            xb_u8 = x_u8[idx]
+            if augment:
+                xb_u8 = random_crop_flip(xb_u8, generator=augment_generator)
+            xb = _as_float(xb_u8, config.in_channels, config.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(xb)
             loss = loss_fn(logits.float(), y_t[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -295,8 +357,9 @@ def _run(model: nn.Module, x: np.ndarray, batch_size: int, fn, precision: str = 
     channels_last = next(model.parameters()).is_contiguous(memory_format=torch.channels_last) \
         if any(p.ndim == 4 for p in model.parameters()) else False
     x_u8 = to_tensor(x)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        outs = [fn(model, _batch(x_u8, slice(i, i + batch_size), in_channels, channels_last)).float()
+    device = next(model.parameters()).device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        outs = [fn(model, _batch(x_u8, slice(i, i + batch_size), in_channels, channels_last).to(device)).float().cpu()
                 for i in range(0, len(x_u8), batch_size)]
     model.train(was_training)
     return torch.cat(outs).numpy() if outs else np.zeros((0, 0), dtype=np.float32)
@@ -350,7 +413,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 def rebuild_model(config: TrainConfig, image_shape: tuple[int, ...], num_classes: int,
                   weights: Mapping[str, np.ndarray] | str | Path) -> nn.Module:
     """The model :func:`train` builds with ``config`` for images of ``image_shape`` (C, H, W), holding
-    ``weights`` (a state dict of NumPy arrays, or a ``.safetensors`` file), in eval mode.
+    ``weights`` (a state dict of NumPy arrays, or a ``.safetensors`` file), on ``config``'s device, in
+    eval mode.
 
     The one way a trained model is brought back: from a worker's result, a stage on disk or a surrogate file.
     """
@@ -364,7 +428,7 @@ def rebuild_model(config: TrainConfig, image_shape: tuple[int, ...], num_classes
         if not Path(weights).is_file():
             raise PoisonlabError(f"{weights}: no such file")
         load_weights(model, weights)
-    return model.eval()
+    return model.to(config.resolved_device()).eval()
 
 
 def machine_info(precision: str = "auto") -> dict[str, Any]:
@@ -402,7 +466,7 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
     return metrics
 
 
-__all__ = ["INFERENCE_PRECISIONS", "PRECISIONS", "TrainConfig", "TrainResult", "bf16_supported", "describe_model",
+__all__ = ["AUGMENTATIONS", "DEVICES", "INFERENCE_PRECISIONS", "PRECISIONS", "random_crop_flip", "TrainConfig", "TrainResult", "bf16_supported", "describe_model",
            "epoch_steps", "evaluate",
            "extract_features", "load_weights", "machine_info", "metrics_from_predictions", "pixel_stats",
            "predict_logits", "rebuild_model", "save_weights", "to_tensor", "train", "train_and_record"]

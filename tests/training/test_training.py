@@ -11,7 +11,7 @@ from poisonlab.data import load_dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import PaperCNN
 from poisonlab.training import (TrainConfig, evaluate, extract_features, load_weights, metrics_from_predictions,
-                                predict_logits, save_weights, train)
+                                predict_logits, random_crop_flip, save_weights, train)
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,34 @@ def test_weights_get_the_usual_permissions(digits_slice, tmp_path):
     os.umask(umask)
     assert (tmp_path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_crop_flip_moves_pixels_only_and_keeps_the_batch_order(digits_slice):
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.uint8).view(2, 3, 6, 6)
+    out = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    # every output pixel is an input pixel of the same image and channel, or padding
+    for i in range(2):
+        for c in range(3):
+            assert set(out[i, c].flatten().tolist()) <= set(x[i, c].flatten().tolist()) | {0}
+    unchanged = random_crop_flip(x, padding=0, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(unchanged[i], x[i]) or torch.equal(unchanged[i], x[i].flip(-1)) for i in range(2))
+    # grey data is never augmented by default; colour data is, and the same seed gives the same model
+    assert TrainConfig().resolved_augment(1) == "none" and TrainConfig().resolved_augment(3) == "crop-flip"
+    rng = np.random.default_rng(0)
+    xc = rng.integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)
+    yc = rng.integers(0, 3, 64)
+    runs = [train(xc, yc, num_classes=3, config=TrainConfig(epochs=1, batch_size=16, augment=a, precision="fp32"),
+                  progress=False).model for a in ("crop-flip", "crop-flip", "none")]
+    first, again, plain = (torch.cat([p.flatten() for p in m.parameters()]) for m in runs)
+    assert torch.equal(first, again) and not torch.equal(first, plain)
+
+
+def test_device_choices(digits_slice):
+    assert TrainConfig(device="cpu").resolved_device() == "cpu"
+    with pytest.raises(PoisonlabError, match="device"):
+        TrainConfig(device="tpu")
+    if not torch.cuda.is_available():
+        assert TrainConfig().resolved_device() == "cpu"
+        with pytest.raises(PoisonlabError, match="no CUDA GPU"):
+            TrainConfig(device="cuda").resolved_device()

@@ -370,8 +370,8 @@ def _unit_pixels(x: np.ndarray) -> torch.Tensor:
 
 
 def _fp32_copy(model: nn.Module) -> nn.Module:
-    """A float32, contiguous-format, eval-mode copy (crafting needs exact fp32 double backward)."""
-    copied = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+    """A float32, contiguous-format, eval-mode copy on the CPU (crafting needs exact fp32 double backward)."""
+    copied = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
     for p in copied.parameters():
         p.requires_grad_(True)
     return copied

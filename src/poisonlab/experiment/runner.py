@@ -166,7 +166,7 @@ class Runner:
         keep_key = None if keep is None or keep.all() else array_fingerprint(np.packbits(keep))
         threads = self.pool.job_threads(last=last)
         key = digest({"stage": "train", "data": data_key, "keep": keep_key, "train": config.to_dict(),
-                      "threads": threads, "version": __version__})
+                      "device": config.resolved_device(), "threads": threads, "version": __version__})
         shape = tuple(ds.x_train.shape[1:])
         record = self.store.load("train", key)
         if record is not None:
