@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from poisonlab.attacks import make_attack
 from poisonlab.cli import main
@@ -111,6 +112,11 @@ ROWS = [
     ("detect", ["detect", "--poisoned", "{w}/poisoned.npz", "--defense", "pca", "--features-from",
                 "{w}/data.npz", "--out", "{w}/out.json"], "no 'features' array"),
     ("data", ["data", "info", "{w}/text.npz"], "not an .npz file"),
+    ("data", ["data", "info", "cifar10", "--data-dir", "{w}/text.npz"], "checksum mismatch"),
+    ("data", ["data", "info", "cifar10", "--data-dir", "{w}/foreign"], "not the official archive's folder"),
+    ("attack", ["attack", "label-flip", "--dataset", "{w}/pictures", "--out", "{w}/out.npz"],
+     "not a readable image"),
+    ("train", ["train", "--dataset", "{w}/lonely", "--out", "{w}/out"], "needs at least 2 class folders"),
     # configs
     ("run", ["run", "{w}/missing.toml", "--out", "{w}/out"], "no such config file"),
     ("run", ["run", "{w}/broken.toml", "--out", "{w}/out"], "not valid TOML"),
@@ -187,6 +193,13 @@ def work(tmp_path_factory) -> Path:
                                       'params = { rate = 0.5, source_class = 2, target_class = 8 }\n')
     (w / "twice.toml").write_text("seeds = [1, 1]\n")
     (w / "noattacks.toml").write_text("attacks = []\n")
+    for split in ("train", "test"):
+        for name in ("cat", "dog"):
+            (w / "pictures" / split / name).mkdir(parents=True)
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(w / "pictures" / split / name / "0.png")
+        (w / "lonely" / split / "cat").mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(w / "lonely" / split / "cat" / "0.png")
+    (w / "pictures" / "test" / "dog" / "1.png").write_bytes(b"not a png")
     (w / "foreign").mkdir()
     (w / "foreign" / "notes.txt").write_text("mine")
     for name, results in (("malformed", '{"format": "poisonlab-results/1", "attacks": []}'),

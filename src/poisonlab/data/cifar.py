@@ -84,11 +84,11 @@ def _from_local(path: Path, expected_md5: str, progress: Callable[[str], None]) 
 def read_archive(path: Path, *, expected_md5: str = CIFAR10_MD5,
                  progress: Callable[[str], None] = lambda message: None) -> Dataset:
     """The dataset in an official-layout ``.tar.gz``, after its MD5 matched ``expected_md5``."""
-    progress(f"checking {path}")
     digest = _md5(path)
     if digest != expected_md5:
         raise PoisonlabError(f"cifar10: {path}: checksum mismatch (MD5 {digest}, expected {expected_md5}); "
                              "the file is damaged or not the official archive")
+    progress(f"{path}: MD5 verified; reading the batches")
     try:
         with tarfile.open(path, "r:gz") as tar:
             members = {}

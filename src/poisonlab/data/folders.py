@@ -65,8 +65,13 @@ def load_image_folder(path: str | Path, *, cache_root: Path | None = None,
         arrays = read_npz(cache)
         return Dataset(name=path.name, x_train=arrays["x_train"], y_train=arrays["y_train"],
                        x_test=arrays["x_test"], y_test=arrays["y_test"], classes=tuple(classes))
-    progress(f"decoding the images under {path}")
+    # every header first (fast): a wrong size, mode or format fails before the long decode is announced
     shape_of: dict[str, object] = {}
+    for split in SPLITS:
+        for name in classes:
+            for p in files[split][name]:
+                _check_same(p, *_header(p), shape_of)
+    progress(f"decoding the images under {path}")
     arrays = {}
     for split in SPLITS:
         x, y = _decode(files[split], classes, shape_of)
@@ -95,7 +100,27 @@ def _listing_key(root: Path, files: dict[str, dict[str, list[Path]]]) -> str:
     return h.hexdigest()
 
 
-def _decode(files: dict[str, list[Path]], classes: list[str], shape_of: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
+def _header(p: Path) -> tuple[str, tuple[int, int]]:
+    """An image file's mode and size, read from its header only."""
+    try:
+        with Image.open(p) as img:
+            return img.mode, img.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise PoisonlabError(f"{p}: not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def _check_same(p: Path, mode: str, size: tuple[int, int], shape_of: dict[str, object]) -> None:
+    """Every image grey or RGB, and of the first one's size and mode."""
+    if mode not in _CHANNELS:
+        raise PoisonlabError(f"{p}: mode {mode}; images must be grey (L) or RGB")
+    first_mode, first_size, first = shape_of.setdefault("first", (mode, size, p))  # type: ignore[misc]
+    if (mode, size) != (first_mode, first_size):
+        raise PoisonlabError(f"{p}: {mode} {size[0]}x{size[1]}, but {first} is {first_mode} "
+                             f"{first_size[0]}x{first_size[1]}; every image must have the same size and mode")
+
+
+def _decode(files: dict[str, list[Path]], classes: list[str],
+            shape_of: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (N, C, H, W) images and int64 labels; every image must match the first one's size and mode."""
     images, labels = [], []
     for label, name in enumerate(classes):
@@ -107,14 +132,7 @@ def _decode(files: dict[str, list[Path]], classes: list[str], shape_of: dict[str
                     pixels = np.asarray(img)
             except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
                 raise PoisonlabError(f"{p}: not a readable image ({type(exc).__name__}: {exc})") from None
-            if mode not in _CHANNELS:
-                raise PoisonlabError(f"{p}: mode {mode}; images must be grey (L) or RGB")
-            if "first" not in shape_of:
-                shape_of["first"] = (mode, size, p)
-            first_mode, first_size, first = shape_of["first"]  # type: ignore[misc]
-            if (mode, size) != (first_mode, first_size):
-                raise PoisonlabError(f"{p}: {mode} {size[0]}x{size[1]}, but {first} is {first_mode} "
-                                     f"{first_size[0]}x{first_size[1]}; every image must have the same size and mode")
+            _check_same(p, mode, size, shape_of)
             images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
             labels.append(label)
     return np.ascontiguousarray(np.stack(images), dtype=np.uint8), np.asarray(labels, dtype=np.int64)
