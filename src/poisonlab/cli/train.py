@@ -13,7 +13,7 @@ from poisonlab.training import train_and_record
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the paper CNN and write metrics.json and the weights",
+    p = sub.add_parser("train", help="train a model (the paper CNN by default) and write metrics.json and the weights",
                        description="Train on a dataset (--dataset) or a poisoned .npz (--poisoned); writes "
                                    "OUT/metrics.json and OUT/model.safetensors.")
     src = p.add_mutually_exclusive_group(required=True)

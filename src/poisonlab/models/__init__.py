@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from poisonlab.models.fastnet import FastNet
 from poisonlab.models.paper_cnn import PaperCNN, count_parameters
+from poisonlab.models.resnet import ResNet18, ResNet20
 from poisonlab.registry import Registry
 
-MODELS: Registry[nn.Module] = Registry("model", {"paper-cnn": PaperCNN})
+MODELS: Registry[nn.Module] = Registry("model", {"paper-cnn": PaperCNN, "resnet18": ResNet18, "resnet20": ResNet20,
+                                                 "fastnet": FastNet})
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
@@ -20,4 +23,4 @@ def build_model(name: str = "paper-cnn", *, in_channels: int = 3, image_size: in
     return MODELS.make(name, in_channels=in_channels, image_size=image_size, num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MODELS", "MODEL_NAMES", "PaperCNN", "build_model", "count_parameters"]
+__all__ = ["MODELS", "MODEL_NAMES", "FastNet", "PaperCNN", "ResNet18", "ResNet20", "build_model", "count_parameters"]
