@@ -1,11 +1,12 @@
 """Training throughput: poisonlab's training step against a plain PyTorch loop, measured in the same run.
 
-The reference is what a careful user writes first: the same PaperCNN, float32 NCHW contiguous
+The reference is what a careful user writes first: the same model (``--model``), float32 NCHW contiguous
 3-channel tensors prepared up front, batch 128, Adam, a Python loop over slices. poisonlab's
 ``train`` adds channels_last, bf16 autocast (where the CPU has it), uint8 storage and a one-cycle
-schedule. Both see the same images; runs alternate so background load hits both alike.
+schedule (augmentation off, so both loops do the same work). Both see the same images; runs alternate so
+background load hits both alike.
 
-    python benchmarks/train_throughput.py [--images 12800] [--repeats 3] [--dataset mnist]
+    python benchmarks/train_throughput.py [--images 12800] [--repeats 3] [--dataset mnist] [--model paper-cnn]
 """
 
 from __future__ import annotations
@@ -19,16 +20,17 @@ import torch
 from torch import nn
 
 from poisonlab.data import load_dataset
-from poisonlab.models import PaperCNN
+from poisonlab.models import MODEL_NAMES, build_model
 from poisonlab.training import TrainConfig, bf16_supported, train
 
 
-def plain_loop(x: np.ndarray, y: np.ndarray, *, batch_size: int = 128, seed: int = 0) -> float:
+def plain_loop(x: np.ndarray, y: np.ndarray, *, model_name: str = "paper-cnn", batch_size: int = 128,
+               seed: int = 0) -> float:
     """Images per second of the reference loop over ``x`` once (data preparation not timed)."""
     torch.manual_seed(seed)
-    xs = torch.from_numpy(x.astype(np.float32) / 255.0).repeat(1, 3, 1, 1).contiguous()
+    xs = torch.from_numpy(x.astype(np.float32) / 255.0).expand(-1, 3, -1, -1).contiguous()
     ys = torch.from_numpy(y.astype(np.int64))
-    model = PaperCNN(in_channels=3, image_size=x.shape[-1])
+    model = build_model(model_name, in_channels=3, image_size=x.shape[-1], num_classes=int(y.max()) + 1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
@@ -41,9 +43,11 @@ def plain_loop(x: np.ndarray, y: np.ndarray, *, batch_size: int = 128, seed: int
     return len(xs) / (time.perf_counter() - start)
 
 
-def ours(x: np.ndarray, y: np.ndarray, *, batch_size: int = 128, seed: int = 0, precision: str = "auto") -> float:
-    cfg = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, precision=precision)
-    return train(x, y, num_classes=10, config=cfg, progress=False).images_per_second
+def ours(x: np.ndarray, y: np.ndarray, *, model_name: str = "paper-cnn", batch_size: int = 128, seed: int = 0,
+         precision: str = "auto") -> float:
+    cfg = TrainConfig(epochs=1, batch_size=batch_size, seed=seed, precision=precision, model=model_name,
+                      augment="none")
+    return train(x, y, num_classes=int(y.max()) + 1, config=cfg, progress=False).images_per_second
 
 
 def main() -> None:
@@ -51,19 +55,21 @@ def main() -> None:
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--images", type=int, default=12800, help="training images per timed run")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default="paper-cnn", choices=MODEL_NAMES)
     args = ap.parse_args()
     ds = load_dataset(args.dataset)
     x, y = ds.x_train[: args.images], ds.y_train[: args.images]
-    plain_loop(x[:1280], y[:1280])  # warm-up: allocator, oneDNN primitive caches
-    ours(x[:1280], y[:1280])
+    m = args.model
+    plain_loop(x[:1280], y[:1280], model_name=m)  # warm-up: allocator, oneDNN primitive caches
+    ours(x[:1280], y[:1280], model_name=m)
     rows: dict[str, list[float]] = {"plain fp32 NCHW": [], "poisonlab fp32": [], "poisonlab (auto)": []}
     for _ in range(args.repeats):
-        rows["plain fp32 NCHW"].append(plain_loop(x, y))
-        rows["poisonlab fp32"].append(ours(x, y, precision="fp32"))
-        rows["poisonlab (auto)"].append(ours(x, y, precision="auto"))
+        rows["plain fp32 NCHW"].append(plain_loop(x, y, model_name=m))
+        rows["poisonlab fp32"].append(ours(x, y, model_name=m, precision="fp32"))
+        rows["poisonlab (auto)"].append(ours(x, y, model_name=m, precision="auto"))
     base = statistics.median(rows["plain fp32 NCHW"])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 kernels: {bf16_supported()}, "
-          f"{len(x)} images x {args.repeats} repeats, batch 128")
+    print(f"{m} on {ds.name}: torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 kernels: "
+          f"{bf16_supported()}, {len(x)} images x {args.repeats} repeats, batch 128")
     print(f"{'loop':<20} {'images/s (median)':>18} {'ratio':>7}")
     for name, values in rows.items():
         med = statistics.median(values)

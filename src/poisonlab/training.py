@@ -211,6 +211,7 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     """Train a fresh model on uint8 images ``x`` (N, C, H, W) and labels ``y`` (N,).
 
     ``on_epoch(epoch, epochs, mean_loss, seconds_so_far)`` is called after every pass (1-based ``epoch``).
+    ``progress``: bars in a terminal, a line per pass on stderr otherwise.
     Returns the trained model (in eval mode) and timings (``epoch_losses`` has one mean loss per pass).
     """
     if len(x) == 0:
@@ -238,6 +239,7 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     generator = torch.Generator().manual_seed(config.seed)
     loss_fn = nn.CrossEntropyLoss()
     use_bf16 = config.resolved_precision() == "bf16"
+    bars = sys.stderr.isatty()  # progress as bars in a terminal, as lines anywhere else
     losses: list[float] = []
     start = time.perf_counter()
     model.train()
@@ -247,7 +249,7 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
         total = torch.zeros((), dtype=torch.float64, device=device)
         steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
         bar = tqdm(range(steps), desc=f"{desc} epoch {epoch + 1}/{passes}", leave=False,
-                   disable=not progress, mininterval=0.5)
+                   disable=not (progress and bars), mininterval=0.5)
         samples = 0
         for step in bar:
             idx = order[step * config.batch_size:(step + 1) * config.batch_size].to(device)
@@ -266,6 +268,9 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
             samples += len(idx)
         seen += samples
         losses.append(float(total) / samples)
+        if progress and not bars:  # a log, not a terminal: a line per pass, no carriage returns
+            print(f"poisonlab: {desc} epoch {epoch + 1}/{passes}, loss {losses[-1]:.4f} "
+                  f"({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
         if on_epoch is not None:
             on_epoch(epoch + 1, passes, losses[-1], time.perf_counter() - start)
     seconds = time.perf_counter() - start

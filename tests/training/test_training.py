@@ -204,3 +204,10 @@ def test_device_choices(digits_slice):
         assert TrainConfig().resolved_device() == "cpu"
         with pytest.raises(PoisonlabError, match="no CUDA GPU"):
             TrainConfig(device="cuda").resolved_device()
+
+
+def test_progress_off_a_terminal_is_a_line_per_pass(digits_slice, capsys):
+    train(digits_slice.x_train, digits_slice.y_train, num_classes=10, config=TrainConfig(epochs=2, batch_size=64),
+          progress=True, desc="demo")
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.count("poisonlab: demo epoch") == 2 and "epoch 2/2" in err
