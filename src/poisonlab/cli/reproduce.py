@@ -11,8 +11,8 @@ from poisonlab.cli.common import positive_int, status
 from poisonlab.cli.progress import StageProgress
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import QUICK_SETTINGS, ExperimentConfig, load_config, run_experiment
-from poisonlab.report import render_report, summary_text
 from poisonlab.models import MODEL_NAMES
+from poisonlab.report import render_report, summary_text
 from poisonlab.training import DEVICES, PRECISIONS
 
 
