@@ -72,15 +72,12 @@ def _stage(in_planes: int, planes: int, blocks: int, stride: int, shortcut: str)
     return nn.Sequential(*layers)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 for 32x32 images as in the data-poisoning literature (Kuang Liu's pytorch-cifar, used
-    by Witches' Brew, Geiping et al. 2021): 3x3 stem conv (64, stride 1, no max-pool), BasicBlock stages
-    [2, 2, 2, 2] of width 64/128/256/512 and stride 1/2/2/2 with 1x1 projection shortcuts, global average
-    pooling, linear head.
+class CifarResNet(nn.Module):
+    """A 3x3 stem conv and BN, stages of :class:`BasicBlock`, global average pooling and a linear head.
 
     Takes pixels in [0, 1], shape (N, in_channels, image_size, image_size); ``(x - mean) / std`` happens
     inside (buffers, not parameters), so attacks work in pixel space. A 1-channel batch is repeated to
-    ``in_channels``. PyTorch's default initialisation, as the reference code.
+    ``in_channels``. Subclasses fix the architecture in their class attributes.
 
     Parameters
     ----------
@@ -92,75 +89,73 @@ class ResNet18(nn.Module):
         Input normalisation; the defaults are CIFAR-10's all-channel pixel statistics.
     """
 
+    name = ""
+    widths: tuple[int, ...] = ()  # one per stage; the stem has the first
+    strides: tuple[int, ...] = ()
+    blocks = 2  # per stage
+    shortcut = "B"
+    he_init = False
+
     def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
                  mean: float = CIFAR10_MEAN, std: float = CIFAR10_STD) -> None:
         super().__init__()
-        check_image_size("resnet18", image_size)
+        check_image_size(self.name, image_size)
         self.in_channels = in_channels
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.layer1 = _stage(64, 64, 2, 1, "B")
-        self.layer2 = _stage(64, 128, 2, 2, "B")
-        self.layer3 = _stage(128, 256, 2, 2, "B")
-        self.layer4 = _stage(256, 512, 2, 2, "B")
-        self.linear = nn.Linear(512, num_classes)
+        self.conv1 = nn.Conv2d(in_channels, self.widths[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.widths[0])
+        previous = self.widths[0]
+        for i, (width, stride) in enumerate(zip(self.widths, self.strides), start=1):
+            setattr(self, f"layer{i}", _stage(previous, width, self.blocks, stride, self.shortcut))
+            previous = width
+        self.linear = nn.Linear(previous, num_classes)
+        if self.he_init:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def penultimate(self, x: torch.Tensor) -> torch.Tensor:
-        """Globally average-pooled ``layer4`` output (N, 512)."""
+        """The last stage's output, globally average-pooled: (N, widths[-1])."""
         x = F.relu(self.bn1(self.conv1(normalise_pixels(x, self.in_channels, self.mean, self.std))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for i in range(1, len(self.widths) + 1):
+            x = getattr(self, f"layer{i}")(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.penultimate(x))
 
 
-class ResNet20(nn.Module):
+class ResNet18(CifarResNet):
+    """ResNet-18 for 32x32 images as in the data-poisoning literature (Kuang Liu's pytorch-cifar, used
+    by Witches' Brew, Geiping et al. 2021): 3x3 stem conv (64, stride 1, no max-pool), BasicBlock stages
+    [2, 2, 2, 2] of width 64/128/256/512 and stride 1/2/2/2 with 1x1 projection shortcuts, global average
+    pooling, linear head; PyTorch's default initialisation, as the reference code. See
+    :class:`CifarResNet` for inputs and parameters."""
+
+    name = "resnet18"
+    widths = (64, 128, 256, 512)
+    strides = (1, 2, 2, 2)
+    blocks = 2
+    shortcut = "B"
+
+
+class ResNet20(CifarResNet):
     """ResNet-20 for CIFAR (He et al. 2016, "Deep Residual Learning for Image Recognition", Sec. 4.2):
     3x3 conv (16), three stages of 3 BasicBlocks with 16/32/64 filters and stride 1/2/2, option-A
     shortcuts (identity, stride-2 subsampling and zero-padded channels: no parameters), global average
-    pooling, linear head. He initialisation of the convs, as the paper.
+    pooling, linear head; He initialisation of the convs, as the paper. See :class:`CifarResNet`.
 
     The paper's "0.27M" parameters are 269,722 exactly with option A for 10 classes; the 272,474 sometimes
-    quoted counts option-B projections (1x1 conv + BN) at the two downsampling blocks.
+    quoted counts option-B projections (1x1 conv + BN) at the two downsampling blocks."""
 
-    Takes pixels in [0, 1], shape (N, in_channels, image_size, image_size), normalised inside; a
-    1-channel batch is repeated to ``in_channels``.
+    name = "resnet20"
+    widths = (16, 32, 64)
+    strides = (1, 2, 2)
+    blocks = 3
+    shortcut = "A"
+    he_init = True
 
-    Parameters
-    ----------
-    in_channels : int
-    image_size : int
-        Any size of at least 8 (global pooling); 32 for CIFAR-10.
-    num_classes : int
-    mean, std : float
-        Input normalisation; the defaults are CIFAR-10's all-channel pixel statistics.
-    """
 
-    def __init__(self, in_channels: int = 3, image_size: int = 32, num_classes: int = 10,
-                 mean: float = CIFAR10_MEAN, std: float = CIFAR10_STD) -> None:
-        super().__init__()
-        check_image_size("resnet20", image_size)
-        self.in_channels = in_channels
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = _stage(16, 16, 3, 1, "A")
-        self.layer2 = _stage(16, 32, 3, 2, "A")
-        self.layer3 = _stage(32, 64, 3, 2, "A")
-        self.linear = nn.Linear(64, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def penultimate(self, x: torch.Tensor) -> torch.Tensor:
-        """Globally average-pooled ``layer3`` output (N, 64)."""
-        x = F.relu(self.bn1(self.conv1(normalise_pixels(x, self.in_channels, self.mean, self.std))))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.penultimate(x))
+__all__ = ["BasicBlock", "CIFAR10_MEAN", "CIFAR10_STD", "CifarResNet", "ResNet18", "ResNet20", "check_image_size",
+           "normalise_pixels"]
