@@ -55,16 +55,20 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
 def load_surrogate(path: Path, ds: Dataset) -> nn.Module:
     """A surrogate for an attack: the model that 'poisonlab train' wrote (``model.safetensors``, no pickle),
     rebuilt for ``ds``'s image shape and classes as its ``metrics.json`` (beside it) describes it."""
-    config = TrainConfig()
     record = Path(path).parent / "metrics.json"
-    if record.is_file():
-        try:
-            config = TrainConfig(**json.loads(record.read_text())["config"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            if isinstance(exc, PoisonlabError):
-                raise
-            raise PoisonlabError(f"{record}: cannot read the surrogate's training record ({exc})") from None
+    config = read_training_record(record)[0] if record.is_file() else TrainConfig()
     return rebuild_model(config, tuple(ds.x_train.shape[1:]), ds.num_classes, path)
+
+
+def read_training_record(path: Path) -> tuple[TrainConfig, dict]:
+    """The ``TrainConfig`` and the whole record of a ``metrics.json`` written by 'poisonlab train'."""
+    try:
+        metrics = json.loads(path.read_text())
+        return TrainConfig(**metrics["config"]), metrics
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, PoisonlabError):
+            raise
+        raise PoisonlabError(f"{path}: cannot read the training record ({exc})") from None
 
 
 def status(message: str) -> None:

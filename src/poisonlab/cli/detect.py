@@ -13,7 +13,7 @@ import torch
 
 from poisonlab import __version__
 from poisonlab._io import check_output, save_npz, write_json
-from poisonlab.cli.common import add_train_options, status, train_config
+from poisonlab.cli.common import add_train_options, read_training_record, status, train_config
 from poisonlab.data import PoisonedDataset, cache_dir, load_poisoned, read_npz
 from poisonlab.defenses import DETECTORS, FEATURE_KINDS, compute_features, run_defense, seeded_detector
 from poisonlab.errors import PoisonlabError
@@ -146,13 +146,7 @@ def _trained_on(run: Path, poisoned: PoisonedDataset) -> TrainConfig:
     metrics_path = run / "metrics.json"
     if not (run / "model.safetensors").is_file() or not metrics_path.is_file():
         raise PoisonlabError(f"{run}: not a 'poisonlab train' folder (needs model.safetensors and metrics.json)")
-    try:
-        metrics = json.loads(metrics_path.read_text())
-        config = TrainConfig(**metrics["config"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        if isinstance(exc, PoisonlabError):
-            raise
-        raise PoisonlabError(f"{metrics_path}: cannot read the training record ({exc})") from None
+    config, metrics = read_training_record(metrics_path)
     if metrics.get("n_train") != len(poisoned.y_train) or metrics.get("attack") != poisoned.attack:
         raise PoisonlabError(f"{run}: its model was trained on another dataset (train it with 'poisonlab train "
                              "--poisoned' on this file)")

@@ -74,7 +74,7 @@ def load_image_folder(path: str | Path, *, cache_root: Path | None = None,
     progress(f"decoding the images under {path}")
     arrays = {}
     for split in SPLITS:
-        x, y = _decode(files[split], classes, shape_of)
+        x, y = _decode(files[split], classes)
         arrays[f"x_{split}"], arrays[f"y_{split}"] = x, y
     ds = Dataset(name=path.name, classes=tuple(classes), **arrays)
     if cache is not None and save_cache(cache, **{k: v for k, v in ds.arrays().items() if k != "classes"}):
@@ -119,20 +119,16 @@ def _check_same(p: Path, mode: str, size: tuple[int, int], shape_of: dict[str, o
                              f"{first_size[0]}x{first_size[1]}; every image must have the same size and mode")
 
 
-def _decode(files: dict[str, list[Path]], classes: list[str],
-            shape_of: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 (N, C, H, W) images and int64 labels; every image must match the first one's size and mode."""
+def _decode(files: dict[str, list[Path]], classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, C, H, W) images and int64 labels (their headers were checked: one size and mode)."""
     images, labels = [], []
     for label, name in enumerate(classes):
         for p in files[name]:
             try:
                 with Image.open(p) as img:
-                    img.load()
-                    mode, size = img.mode, img.size
                     pixels = np.asarray(img)
             except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
                 raise PoisonlabError(f"{p}: not a readable image ({type(exc).__name__}: {exc})") from None
-            _check_same(p, mode, size, shape_of)
             images.append(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
             labels.append(label)
     return np.ascontiguousarray(np.stack(images), dtype=np.uint8), np.asarray(labels, dtype=np.int64)
