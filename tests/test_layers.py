@@ -17,7 +17,9 @@ SRC = Path(poisonlab.__file__).resolve().parent
 # data -> models -> training -> attacks/defenses -> experiment -> report -> cli, over a base every layer may use
 LAYERS = {
     "poisonlab": 0, "poisonlab.errors": 0, "poisonlab._io": 0, "poisonlab.registry": 0, "poisonlab.results": 0,
-    "poisonlab.data": 1, "poisonlab.models": 2, "poisonlab.training": 3, "poisonlab.parallel": 3,
+    "poisonlab.sweep_results": 0,
+    "poisonlab.data": 1, "poisonlab.models": 2, "poisonlab.augment": 3, "poisonlab.training": 3,
+    "poisonlab.parallel": 3,
     "poisonlab.attacks": 4, "poisonlab.defenses": 4, "poisonlab.experiment": 5, "poisonlab.validation": 5,
     "poisonlab.report": 6, "poisonlab.cli": 7,
 }
@@ -93,7 +95,12 @@ def test_no_import_cycle():
 
 
 # deferred on purpose: matplotlib (plots) costs every command's start-up half a second, for a report only
-DEFERRED = {("poisonlab.report.render", "poisonlab.report")}
+DEFERRED = {("poisonlab.report.render", "poisonlab.report"), ("poisonlab.report.sweep", "poisonlab.report")}
+# modules loaded by name at run time (importlib), each for a reason: the top-level API resolves its names on
+# first use (so that the report needs no torch), and the ray engine is loaded only when asked for, because
+# Ray is an optional extra that poisonlab must start and work without. Nothing else imports Ray.
+BY_NAME = {"poisonlab": "the lazy API", "poisonlab.experiment.engines": "poisonlab.experiment.ray_engine"}
+RAY_MODULES = {"poisonlab.experiment.ray_engine"}
 
 
 def test_imports_are_at_module_top():
@@ -107,6 +114,20 @@ def test_imports_are_at_module_top():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_modules_stay_small(module):
     assert len(MODULES[module].read_text().splitlines()) <= 500
+
+
+def test_only_the_ray_engine_imports_ray_and_only_by_name():
+    by_name = {m for m, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text()))
+               if isinstance(node, ast.Attribute) and node.attr == "import_module"}
+    assert by_name == set(BY_NAME), by_name
+    ray_users = {m for m, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "ray" for a in node.names)
+                 or isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ray"}
+    assert ray_users == RAY_MODULES, ray_users
+    assert not [m for m in MODULES if any(t in RAY_MODULES for t, _ in imports_of(m))]  # by name only
+    code = ("import sys, poisonlab.cli, poisonlab.experiment.sweep, poisonlab.experiment.engines; "
+            "assert 'ray' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_report_imports_neither_torch_nor_the_runner():

@@ -37,6 +37,8 @@ _API: dict[str, str] = {
     "validate_poisoned": "poisonlab.validation",
     "ExperimentConfig": "poisonlab.experiment", "AttackSpec": "poisonlab.experiment",
     "load_config": "poisonlab.experiment", "run_experiment": "poisonlab.experiment",
+    "load_sweep_spec": "poisonlab.experiment", "run_sweep": "poisonlab.experiment", "make_engine": "poisonlab.experiment",
+    "load_sweep": "poisonlab.sweep_results",
     "load_results": "poisonlab.results", "render_report": "poisonlab.report",
 }
 

@@ -114,7 +114,8 @@ def _train_and_measure(job: TrainJob, bars: bool, on_epoch: Callable[[int, int, 
     result = train(job.x_train, job.y_train, num_classes=job.num_classes, config=job.config, progress=bars,
                    desc=job.label.split("] ", 1)[-1], on_epoch=on_epoch)
     precision = job.config.resolved_precision()
-    predictions = predict_logits(result.model, job.x_test, precision=precision).argmax(axis=1)
+    predictions = predict_logits(result.model, job.x_test, precision=precision,
+                                 tta=job.config.resolved_tta(job.x_train.shape[1])).argmax(axis=1)
     record = metrics_from_predictions(job.y_test, predictions, num_classes=job.num_classes)
     record.update(seconds=round(result.seconds, 3), n_train=int(len(job.y_train)),
                   epochs=len(result.epoch_losses), steps=result.steps, threads=torch.get_num_threads(),

@@ -1,8 +1,8 @@
 """Fast, deterministic training and evaluation on in-memory uint8 images.
 
 Batches are sliced from one uint8 tensor (no per-sample Python, no DataLoader workers), the model runs
-in ``channels_last`` memory format, and Adam follows a one-cycle learning-rate schedule. The same
-seed gives the same weights and metrics on the same machine and thread count.
+in ``channels_last`` memory format, and Adam or Nesterov SGD follows a one-cycle learning-rate schedule.
+The same seed gives the same weights and metrics on the same machine and thread count.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from poisonlab import __version__
 from poisonlab._io import atomic_path, write_json
+from poisonlab.augment import AUGMENTATIONS, TTAS, random_crop_flip
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import build_model, count_parameters
 
@@ -33,9 +34,8 @@ PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 # ``TrainConfig.device``: CUDA when a GPU is present, or one named
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-# ``TrainConfig.augment``: random crop (4-pixel zero padding) and horizontal flip for colour images only
-AUGMENTATIONS: tuple[str, ...] = ("auto", "none", "crop-flip")
-CROP_PADDING = 4
+# ``TrainConfig.optimizer``: Adam, or SGD with Nesterov momentum (the CIFAR speed-training recipe)
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,15 @@ class TrainConfig:
         Passes over the training set.
     batch_size : int
     lr : float
-        Peak learning rate of the one-cycle schedule (Adam).
+        Peak learning rate of the one-cycle schedule.
     weight_decay : float
+        L2 penalty as the optimizer applies it (Adam's coupled form; SGD's usual one).
+    optimizer : {"adam", "sgd"}
+        Adam, or SGD with Nesterov momentum; the one-cycle schedule cycles Adam's beta1 or SGD's momentum
+        between 0.85 and 0.95 (Smith 2018).
+    label_smoothing : float
+        In [0, 1): the cross-entropy target puts this much mass uniformly over the classes (Szegedy et al.
+        2016); it helps short trainings on colour images.
     seed : int
         Seeds the initial weights and the batch order.
     model : str
@@ -72,6 +79,10 @@ class TrainConfig:
         random horizontal flip (the standard CIFAR recipe). ``"auto"``: crop-flip for colour images, none
         for grey ones (a flipped digit is another glyph). Its randomness has its own generator, so the
         batch order is the same with or without it.
+    tta : {"auto", "none", "flip"}
+        Test-time augmentation where the model is evaluated (accuracy, predictions of targets):
+        ``"flip"`` averages the logits of each image and of its mirror image; ``"auto"``: flip when the
+        training flipped (``augment`` resolves to crop-flip), none otherwise. Features are never augmented.
     device : {"auto", "cpu", "cuda"}
         Where the model trains and runs; ``"auto"`` is CUDA when a GPU is present. The same seed gives
         the same numbers on the same device (and thread count), not across devices.
@@ -89,9 +100,13 @@ class TrainConfig:
     steps: int | None = None
     augment: str = "auto"
     device: str = "auto"
+    optimizer: str = "adam"
+    label_smoothing: float = 0.0
+    tta: str = "auto"
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("precision", self.precision, PRECISIONS),
+        for name, value, choices in (("precision", self.precision, PRECISIONS), ("optimizer", self.optimizer, OPTIMIZERS),
+                                     ("tta", self.tta, TTAS),
                                      ("augment", self.augment, AUGMENTATIONS), ("device", self.device, DEVICES)):
             if value not in choices:
                 raise PoisonlabError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -106,6 +121,8 @@ class TrainConfig:
             raise PoisonlabError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise PoisonlabError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise PoisonlabError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +147,12 @@ class TrainConfig:
         if self.augment != "auto":
             return self.augment
         return "crop-flip" if channels == 3 else "none"
+
+    def resolved_tta(self, channels: int) -> str:
+        """``"flip"`` or ``"none"``: the evaluation of a model trained on images with ``channels`` channels."""
+        if self.tta != "auto":
+            return self.tta
+        return "flip" if self.resolved_augment(channels) == "crop-flip" else "none"
 
 
 def bf16_supported() -> bool:
@@ -167,22 +190,6 @@ def _as_float(xb_u8: torch.Tensor, in_channels: int, channels_last: bool) -> tor
     return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb.contiguous()
 
 
-def random_crop_flip(xb: torch.Tensor, *, padding: int = CROP_PADDING,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each image of a batch (B, C, H, W) cropped at a random offset from its zero-padded copy and flipped
-    left-right with probability 1/2; any dtype and device (the random draws are made on the CPU)."""
-    b, c, h, w = xb.shape
-    offsets = torch.randint(0, 2 * padding + 1, (b, 2), generator=generator)
-    flips = torch.rand(b, generator=generator) < 0.5
-    rows = torch.arange(h).view(1, h) + offsets[:, :1]
-    cols = torch.arange(w).view(1, w) + offsets[:, 1:]
-    cols = torch.where(flips.view(b, 1), cols.flip(1), cols)
-    padded = torch.nn.functional.pad(xb, (padding, padding, padding, padding))
-    device = xb.device
-    return padded[torch.arange(b, device=device).view(b, 1, 1, 1), torch.arange(c, device=device).view(1, c, 1, 1),
-                  rows.to(device).view(b, 1, h, 1), cols.to(device).view(b, 1, 1, w)]
-
-
 def epoch_steps(n: int, batch_size: int) -> int:
     """Optimizer steps in one pass over ``n`` samples (the last batch may be short)."""
     return (n + batch_size - 1) // batch_size
@@ -203,6 +210,14 @@ def pixel_stats(x: np.ndarray) -> tuple[float, float]:
         flat = x.reshape(-1).astype(np.float64)
         mean, std = float(flat.mean()), float(flat.std())
     return round(mean / 255.0, 4), round(max(std / 255.0, 1e-3), 4)
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names, at ``config.lr`` (the schedule then sets the rate)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig = TrainConfig(),
@@ -234,10 +249,10 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     steps_per_epoch = epoch_steps(n, config.batch_size)
     total_steps = config.steps if config.steps is not None else config.epochs * steps_per_epoch
     passes = (total_steps + steps_per_epoch - 1) // steps_per_epoch
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
     generator = torch.Generator().manual_seed(config.seed)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     use_bf16 = config.resolved_precision() == "bf16"
     bars = sys.stderr.isatty()  # progress as bars in a terminal, as lines anywhere else
     losses: list[float] = []
@@ -280,9 +295,15 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 500, precision: str = "fp32") -> np.ndarray:
+def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 500, precision: str = "fp32",
+                   tta: str = "none") -> np.ndarray:
     """Logits (N, K) float32 for uint8 images (N, C, H, W); ``precision="bf16"`` runs under bf16 autocast
-    (about twice as fast on CPUs with native bf16; what a model trained in bf16 saw)."""
+    (about twice as fast on CPUs with native bf16; what a model trained in bf16 saw); ``tta="flip"``: the
+    mean of the logits of each image and of its left-right mirror (for models trained with flips)."""
+    if tta not in ("none", "flip"):
+        raise PoisonlabError(f"tta must be none or flip, got {tta!r}")
+    if tta == "flip":
+        return _run(model, x, batch_size, lambda m, xb: (m(xb) + m(xb.flip(3))) / 2, precision)
     return _run(model, x, batch_size, lambda m, xb: m(xb), precision)
 
 
@@ -371,12 +392,13 @@ def _run(model: nn.Module, x: np.ndarray, batch_size: int, fn, precision: str = 
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray, *, num_classes: int,
-             precision: str = "fp32") -> dict[str, Any]:
+             precision: str = "fp32", tta: str = "none") -> dict[str, Any]:
     """Accuracy, per-class accuracy and misclassification (fractions 0..1), and the confusion matrix.
 
-    ``confusion_matrix[i][j]`` counts test samples of true class ``i`` predicted as ``j``.
+    ``confusion_matrix[i][j]`` counts test samples of true class ``i`` predicted as ``j``; ``precision``
+    and ``tta`` as in :func:`predict_logits`.
     """
-    pred = predict_logits(model, x, precision=precision).argmax(axis=1)
+    pred = predict_logits(model, x, precision=precision, tta=tta).argmax(axis=1)
     return metrics_from_predictions(np.asarray(y), pred, num_classes=num_classes)
 
 
@@ -455,7 +477,7 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
     """Train on ``ds``, evaluate on its test split, write ``out/metrics.json`` and ``out/model.safetensors``."""
     result = train(ds.x_train, ds.y_train, num_classes=ds.num_classes, config=config, progress=progress)
     metrics = evaluate(result.model, ds.x_test, ds.y_test, num_classes=ds.num_classes,
-                       precision=config.resolved_precision())
+                       precision=config.resolved_precision(), tta=config.resolved_tta(ds.channels))
     metrics.update(
         params=count_parameters(result.model), seconds=round(result.seconds, 3), epochs=config.epochs,
         seed=config.seed, images_per_second=round(result.images_per_second, 1), epoch_losses=result.epoch_losses,
@@ -471,7 +493,8 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
     return metrics
 
 
-__all__ = ["AUGMENTATIONS", "DEVICES", "INFERENCE_PRECISIONS", "PRECISIONS", "random_crop_flip", "TrainConfig", "TrainResult", "bf16_supported", "describe_model",
-           "epoch_steps", "evaluate",
-           "extract_features", "load_weights", "machine_info", "metrics_from_predictions", "pixel_stats",
-           "predict_logits", "rebuild_model", "save_weights", "to_tensor", "train", "train_and_record"]
+__all__ = ["AUGMENTATIONS", "DEVICES", "INFERENCE_PRECISIONS", "OPTIMIZERS", "PRECISIONS", "TTAS", "TrainConfig",
+           "TrainResult", "bf16_supported", "describe_model", "epoch_steps", "evaluate", "extract_features",
+           "load_weights", "machine_info", "make_optimizer", "metrics_from_predictions", "pixel_stats",
+           "predict_logits", "random_crop_flip", "rebuild_model", "save_weights", "to_tensor", "train",
+           "train_and_record"]

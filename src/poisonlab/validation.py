@@ -155,7 +155,7 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
         run_config = TrainConfig(**{**config.to_dict(), "seed": seed})
         trained = train(x_train, y_train, num_classes=ds.num_classes, config=run_config, progress=progress,
                         desc=f"{desc} seed {seed}")
-        logits = predict_logits(trained.model, ds.x_test)
+        logits = predict_logits(trained.model, ds.x_test, tta=run_config.resolved_tta(ds.channels))
         pred = logits.argmax(axis=1)
         accuracy = metrics_from_predictions(ds.y_test[others], pred[others], num_classes=ds.num_classes)["accuracy"]
         hits = pred[targets] == adv_classes

@@ -12,8 +12,8 @@ import torch
 from poisonlab.attacks import make_attack
 from poisonlab.cli import attack, main
 from poisonlab.attacks.gradient_matching import (GradientMatching, brew_poisons, gradient_alignment,
-                                                 random_translate)
-from poisonlab.data import load_dataset, load_poisoned
+                                                 random_flip, random_translate)
+from poisonlab.data import Dataset, load_dataset, load_poisoned
 from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, predict_logits, save_weights, train
 
@@ -160,6 +160,40 @@ def test_random_translate_is_a_shift_and_differentiable():
     assert set(shifted.detach().flatten().tolist()) <= values
     shifted.sum().backward()
     assert x.grad is not None and x.grad.max() == 1
+
+
+def test_random_flip_mirrors_some_images_and_is_differentiable():
+    x = torch.rand(32, 3, 4, 4, requires_grad=True)
+    flipped = random_flip(x, generator=torch.Generator().manual_seed(0))
+    mirrored = [torch.equal(f, i.flip(2)) for f, i in zip(flipped.detach(), x.detach())]
+    kept = [torch.equal(f, i) for f, i in zip(flipped.detach(), x.detach())]
+    assert all(m or k for m, k in zip(mirrored, kept)) and 0 < sum(mirrored) < 32
+    flipped.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def _rgb(ds: Dataset) -> Dataset:
+    return Dataset(name=ds.name, x_train=np.repeat(ds.x_train, 3, axis=1), y_train=ds.y_train,
+                   x_test=np.repeat(ds.x_test, 3, axis=1), y_test=ds.y_test, classes=ds.classes)
+
+
+def test_crafting_augmentation_follows_the_image_kind(digits):
+    rgb = _rgb(digits)
+    assert GradientMatching().resolved_augmentation(digits) == (2, False)  # digits: translations only
+    assert GradientMatching().resolved_augmentation(rgb) == (2, True)  # 16x16 colour: an eighth, and flips
+    assert GradientMatching(max_shift=3).resolved_augmentation(rgb) == (3, True)
+    assert GradientMatching(augment=False).resolved_augmentation(rgb) == (0, False)
+
+
+def test_colour_brew_stays_within_eps_and_records_its_augmentation(digits):
+    rgb = _rgb(digits)
+    model = train(rgb.x_train, rgb.y_train, num_classes=rgb.num_classes, config=TrainConfig(epochs=2, seed=1),
+                  progress=False).model
+    p = GradientMatching(budget=0.02, eps=EPS, steps=4, targets=1).poison(rgb, seed=0, model=model)
+    assert p.attack["crafting_augmentation"] == {"max_shift": 2, "flip": True}
+    delta = np.abs(p.x_train.astype(int) - rgb.x_train.astype(int))
+    assert delta.max() <= 16 and delta[~p.is_poison].max() == 0
+    np.testing.assert_array_equal(p.y_train, rgb.y_train)  # clean label
 
 
 @pytest.mark.parametrize("params", [dict(budget=0), dict(eps=0), dict(targets=0), dict(steps=0),

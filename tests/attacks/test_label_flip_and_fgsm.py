@@ -263,6 +263,33 @@ def test_fgsm_moves_each_pixel_by_the_sign_of_the_loss_gradient():
     np.testing.assert_array_equal(p.x_train, expected)
 
 
+def colour(ds: Dataset) -> Dataset:
+    """``ds`` with its images repeated to three channels (a colour dataset of the same content)."""
+    rep = lambda x: np.repeat(x, 3, axis=1)  # noqa: E731
+    return Dataset(name=ds.name, x_train=rep(ds.x_train), y_train=ds.y_train, x_test=rep(ds.x_test),
+                   y_test=ds.y_test, classes=ds.classes)
+
+
+@pytest.mark.parametrize("units, grey, rgb", [
+    ("auto", (2.0, "normalized"), (8 / 255, "pixel")),
+    ("pixel", (8 / 255, "pixel"), (8 / 255, "pixel")),
+    ("normalized", (2.0, "normalized"), (2.0, "normalized"))])
+def test_fgsm_default_eps_follows_the_image_kind(units, grey, rgb):
+    attack = FGSM(eps_units=units)
+    assert attack.resolved_eps(1) == grey and attack.resolved_eps(3) == rgb
+    assert FGSM(eps=0.05, eps_units=units).resolved_eps(3)[0] == 0.05  # a given eps is kept as given
+
+
+def test_fgsm_on_colour_defaults_to_8_of_255_pixels():
+    ds = colour(synthetic(20, 3, side=4))
+    model = LinearModel(48, 3, seed=1)
+    p = FGSM(rate=1.0).poison(ds, seed=0, model=model)
+    assert (p.attack["eps_used"], p.attack["eps_units_used"]) == (8 / 255, "pixel")
+    assert p.attack["eps_pixel"] == pytest.approx(8 / 255)
+    step = np.abs(p.x_train.astype(int) - ds.x_train.astype(int))
+    assert step.max() == 8  # every pixel of a linear model has a gradient: moved by 8 levels unless clamped
+
+
 def test_fgsm_normalized_eps_uses_the_models_std():
     ds = synthetic(20, 10, side=16)
     model = PaperCNN(in_channels=3, image_size=16, num_classes=10)

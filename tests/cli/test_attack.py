@@ -121,7 +121,8 @@ def test_fgsm_with_a_given_surrogate_and_the_papers_eps(digits_npz, tmp_path, ca
                            "--out", out], capsys)
     assert code == 0
     p = load_poisoned(out)
-    assert p.attack["surrogate"]["source"] == "given" and p.attack["params"]["eps"] == 2.0
+    assert p.attack["surrogate"]["source"] == "given" and p.attack["params"]["eps"] is None
+    assert (p.attack["eps_used"], p.attack["eps_units_used"]) == (2.0, "normalized")  # grey: the paper's default
     # normalized units: the paper's 2.0 times the surrogate's own std
     assert p.attack["eps_pixel"] == pytest.approx(2.0 * float(model.std))
 

@@ -144,6 +144,9 @@ ROWS = [
     ("report", ["report", "{w}/missing"], "no such run folder"),
     ("report", ["report", "{w}/malformed"], "malformed results"),
     ("report", ["report", "{w}/otherformat"], "format 'other/1'"),
+    # sweeps (the full table of bad sweep files is in tests/cli/test_sweep.py)
+    ("sweep", ["sweep", "{w}/nosuch.toml", "--out", "{w}/out"], "no such sweep file"),
+    ("sweep", ["sweep", "{w}/nosuch.toml", "--out", "{w}/out", "--engine", "spark"], "invalid choice: 'spark'"),
     ("report", ["report", "{w}/foreign"], "no results.json here"),
     # environment
     ("data", ["data", "prepare", "mnist", "--force", "--env", "POISONLAB_CACHE={w}/text.npz"], "is not a folder"),
@@ -246,7 +249,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(work, tmp_path, monkeyp
 
 
 def test_the_table_covers_every_command_and_is_large():
-    assert {r[0] for r in ROWS} == {"attack", "detect", "data", "reproduce", "run", "train", "validate", "report"}
+    assert {r[0] for r in ROWS} == {"attack", "detect", "data", "reproduce", "run", "train", "validate", "report",
+                                    "sweep"}
     assert len(ROWS) >= 60
 
 

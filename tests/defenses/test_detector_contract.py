@@ -172,21 +172,45 @@ def test_zero_contamination_flags_nothing(name):
     assert not fit(make_detector(name, contamination=0.0), X, y).flagged_.any()
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("contamination", [0.05, 0.2])
-def test_numeric_contamination_flags_the_top_share(name, contamination):
-    X, y, _ = flipped(3)
-    detector = fit(make_detector(name, contamination=contamination), X, y)
+def duplicated(seed: int = 3, copies: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs with every row repeated ``copies`` times (interleaved): copies get equal scores from every
+    detector, so any cut falls inside a tie, on top of the ties of vote-based scores."""
+    X, y, _ = flipped(seed, n=160)
+    return np.repeat(X, copies, axis=0), np.repeat(y, copies)
+
+
+def assert_exact_top_share(detector, contamination: float) -> None:
+    """Exactly round(c * N) flagged; every flagged score >= every kept one; ties at the cut go to the
+    lowest indices; the threshold is the highest kept score."""
     scores, flagged = detector.scores_, detector.flagged_
-    n_flag = round(contamination * len(y))
-    ordered = np.sort(scores)[::-1]
-    if ordered[n_flag - 1] > ordered[n_flag]:
-        assert flagged.sum() == n_flag
-    else:
-        # samples tied at the cut are all kept (contamination_threshold), so ties can only lower the count
-        assert flagged.sum() <= n_flag
-    if flagged.any():
-        assert scores[flagged].min() > scores[~flagged].max()
+    n_flag = round(contamination * len(scores))
+    assert flagged.sum() == n_flag
+    if 0 < n_flag < len(scores):
+        assert scores[flagged].min() >= scores[~flagged].max()
+        assert detector.threshold_ == scores[~flagged].max()
+        assert (flagged == (scores > detector.threshold_)).sum() >= len(scores) - n_flag
+        tied = np.flatnonzero(scores == detector.threshold_)
+        assert np.all(np.diff(flagged[tied].astype(int)) <= 0), "ties must be flagged lowest index first"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("contamination", [0.0298, 0.05, 0.2, 0.5])
+def test_numeric_contamination_flags_exactly_the_top_share(name, contamination):
+    X, y, _ = flipped(3)
+    assert_exact_top_share(fit(make_detector(name, contamination=contamination), X, y), contamination)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numeric_contamination_is_exact_on_tied_scores(name):
+    X, y = duplicated()
+    ties_at_cut = 0
+    for contamination in (0.0298, 0.1, 0.25, 0.5):
+        detector = fit(make_detector(name, contamination=contamination), X, y)
+        assert_exact_top_share(detector, contamination)
+        ties_at_cut += int(((detector.scores_ == detector.threshold_) & detector.flagged_).any())
+        again = fit(make_detector(name, contamination=contamination), X.copy(), y.copy())
+        np.testing.assert_array_equal(detector.flagged_, again.flagged_)
+    assert ties_at_cut, f"{name}: no cut fell inside a tie, so the tie rule went untested"
 
 
 @pytest.mark.parametrize("name", NAMES)

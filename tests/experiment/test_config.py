@@ -51,6 +51,10 @@ def test_seeds_count_expands_and_round_trips():
     ({"workers": -1}, "workers"),
     ({"workers": "two"}, "workers"),
     ({"retrain_budget": "minutes"}, "retrain_budget"),
+    ({"optimizer": "lamb"}, "optimizer"),
+    ({"weight_decay": -1e-4}, "weight_decay"),
+    ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"tta": "five-crop"}, "tta"),
     ({"attacks": [{"name": "nope"}], "primary_attack": "nope"}, "attacks[0].name"),
     ({"attacks": [{"name": "fgsm", "params": {"eps": -1}}]}, "attacks[0].params"),
     ({"attacks": [{"name": "fgsm", "params": {"epz": 1}}]}, "attacks[0].params"),
@@ -86,7 +90,9 @@ def test_toml_file_round_trip_and_errors(tmp_path):
         load_config(tmp_path / "missing.toml")
 
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+# experiment configs; sweep-*.toml are sweep files (tests/cli/test_sweep.py checks those)
+EXAMPLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.toml")
+                  if not p.name.startswith("sweep-"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -121,6 +127,13 @@ def test_scalar_types_come_from_the_dataclass():
             config_from_dict({name: [1]})
     assert config_from_dict({"lr": 1}).lr == 1.0 and isinstance(config_from_dict({"lr": 1}).lr, float)
     assert ExperimentConfig(lr=1).lr == 1.0
+
+
+def test_recipe_settings_reach_the_training():
+    config = config_from_dict({"optimizer": "sgd", "weight_decay": 5e-4, "label_smoothing": 0, "tta": "none"})
+    assert config.label_smoothing == 0.0  # a closed lower end: 0 is allowed, and an int becomes a float
+    cfg = config.train_config(epochs=2, seed=1)
+    assert (cfg.optimizer, cfg.weight_decay, cfg.label_smoothing, cfg.tta) == ("sgd", 5e-4, 0.0, "none")
 
 
 def test_relative_paths_in_a_toml_are_relative_to_its_folder(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.models import MODEL_NAMES, MODELS, FastNet, ResNet18, ResNet20, build_model, count_parameters
+from poisonlab.models import MODEL_NAMES, MODELS, RECIPES, FastNet, ResNet18, ResNet20, build_model, count_parameters
 from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, BasicBlock
 from poisonlab.training import TrainConfig, extract_features, train
 
@@ -138,3 +138,9 @@ def test_fastnet_widths_are_a_parameter():
         FastNet(widths=(16, 32, 64))
     with pytest.raises(PoisonlabError, match="widths must be 4 positive integers"):
         FastNet(widths=(16, 0, 64, 128))
+
+
+def test_every_model_has_a_valid_recipe():
+    assert set(RECIPES) == set(MODEL_NAMES)
+    for name, recipe in RECIPES.items():
+        assert TrainConfig(model=name, **recipe).epochs == recipe["epochs"]

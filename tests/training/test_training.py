@@ -211,3 +211,37 @@ def test_progress_off_a_terminal_is_a_line_per_pass(digits_slice, capsys):
           progress=True, desc="demo")
     err = capsys.readouterr().err
     assert "\r" not in err and err.count("poisonlab: demo epoch") == 2 and "epoch 2/2" in err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"optimizer": "lamb"}, "optimizer must be one of"), ({"label_smoothing": 1.0}, "label_smoothing"),
+    ({"label_smoothing": -0.1}, "label_smoothing"), ({"tta": "rotate"}, "tta must be one of"),
+    ({"weight_decay": -1e-4}, "weight_decay")])
+def test_recipe_settings_are_checked(changes, message):
+    with pytest.raises(PoisonlabError, match=message):
+        TrainConfig(**changes)
+
+
+def test_sgd_and_label_smoothing_train_deterministically_and_differently(digits_slice):
+    def weights(**changes):
+        cfg = TrainConfig(epochs=1, batch_size=64, seed=3, precision="fp32", **changes)
+        model = train(digits_slice.x_train, digits_slice.y_train, num_classes=10, config=cfg, progress=False).model
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    sgd = weights(optimizer="sgd", lr=0.05, weight_decay=5e-4)
+    assert torch.equal(sgd, weights(optimizer="sgd", lr=0.05, weight_decay=5e-4))
+    assert not torch.equal(sgd, weights(lr=0.05, weight_decay=5e-4))  # Adam
+    assert not torch.equal(sgd, weights(optimizer="sgd", lr=0.05, weight_decay=5e-4, label_smoothing=0.2))
+
+
+def test_flip_tta_is_the_mean_of_an_image_and_its_mirror(digits_slice):
+    model = PaperCNN(in_channels=3, image_size=16, num_classes=10).eval()
+    x = digits_slice.x_test[:20]
+    plain = predict_logits(model, x)
+    mirrored = predict_logits(model, np.ascontiguousarray(x[..., ::-1]))
+    np.testing.assert_allclose(predict_logits(model, x, tta="flip"), (plain + mirrored) / 2, rtol=1e-5, atol=1e-6)
+    # flips are evaluated only where training flipped: colour images by default, never digits
+    assert TrainConfig().resolved_tta(1) == "none" and TrainConfig().resolved_tta(3) == "flip"
+    assert TrainConfig(augment="none").resolved_tta(3) == "none" and TrainConfig(tta="flip").resolved_tta(1) == "flip"
+    with pytest.raises(PoisonlabError, match="tta"):
+        predict_logits(model, x, tta="auto")

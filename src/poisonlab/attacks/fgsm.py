@@ -9,9 +9,11 @@ Units of epsilon
 The paper gives epsilon = 2.0 without units. Its CNN, like ours, sees normalised inputs
 ``(x - mean) / std`` with MNIST's std 0.3081, so 2.0 in *normalised* units is
 ``2.0 * 0.3081 = 0.616`` in *pixel* units of [0, 1] (157 of 255 grey levels). ``eps_units="normalized"``
-(the default) multiplies ``eps`` by a std: the ``std`` buffer of a surrogate passed in, or else the exact
-standard deviation of the training pixels (MNIST: 0.3081, the paper's); ``eps_units="pixel"`` takes
-``eps`` as a fraction of the [0, 1] range as is.
+multiplies ``eps`` by a std: the ``std`` buffer of a surrogate passed in, or else the exact standard
+deviation of the training pixels (MNIST: 0.3081, the paper's); ``eps_units="pixel"`` takes ``eps`` as a
+fraction of the [0, 1] range as is. The defaults follow the data: grey images get the paper's reading
+(2.0, normalised), colour images the usual setting of the adversarial-examples literature, 8/255 in pixel
+units (Madry et al. 2018).
 
 What that does to an image: at 0.616 every pixel with a non-zero gradient moves by 157 grey levels and is
 then clamped, so the black background becomes a pattern of 0 and 157 and the white strokes 255 and 98;
@@ -42,7 +44,9 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.models.paper_cnn import MNIST_STD
 from poisonlab.training import TrainConfig, bf16_supported, evaluate, pixel_stats, train
 
-EPS_UNITS = ("normalized", "pixel")
+EPS_UNITS = ("auto", "normalized", "pixel")
+# ``eps=None`` by units: the paper's 2.0 normalised (digits), the literature's 8/255 of the pixel range (colour)
+DEFAULT_EPS: dict[str, float] = {"normalized": 2.0, "pixel": 8 / 255}
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,14 @@ class FGSM(Attack):
     rate : float
         Share in (0, 1] of the training set to perturb; exactly ``round(rate * N)`` samples, chosen
         without replacement by the seed.
-    eps : float
-        Step size; the paper's 2.0 is the default.
-    eps_units : {"normalized", "pixel"}
+    eps : float or None
+        Step size; ``None``: 2.0 in normalised units (the paper's), 8/255 in pixel units (the usual setting
+        for colour images).
+    eps_units : {"auto", "normalized", "pixel"}
         ``"normalized"``: ``eps`` is in normalised-input units and is multiplied by the given model's
         ``std`` buffer, or without a model by the exact std of the training pixels (MNIST: 0.3081, so
         the paper's 2.0 becomes 0.616 of the [0, 1] pixel range); ``"pixel"``: ``eps`` is in [0, 1]
-        pixel units.
+        pixel units; ``"auto"``: normalised for grey images, pixel for colour ones.
     surrogate_epochs : int
         Epochs of the surrogate PaperCNN trained on the clean data (seeded by the attack's seed) when
         ``poison`` gets no ``model``.
@@ -70,14 +75,15 @@ class FGSM(Attack):
     Notes
     -----
     ``is_poison`` marks exactly the chosen samples; pixels change nowhere else, labels nowhere at all.
-    The ``attack`` record holds ``eps_pixel`` (the step actually used, in [0, 1] units), ``pixel_std``,
+    The ``attack`` record holds ``eps_used`` and ``eps_units_used`` (the defaults resolved for the data),
+    ``eps_pixel`` (the step actually used, in [0, 1] units), ``pixel_std``,
     ``surrogate`` (how it was obtained and its clean test accuracy) and the surrogate's accuracy on the
     chosen samples before and after the perturbation.
     """
 
     rate: float = 0.1
-    eps: float = 2.0
-    eps_units: str = "normalized"
+    eps: float | None = None
+    eps_units: str = "auto"
     surrogate_epochs: int = 1
     batch_size: int = 500
 
@@ -86,7 +92,8 @@ class FGSM(Attack):
 
     def check_params(self) -> "FGSM":
         check_rate(self.rate)
-        check_number(self.eps, "eps")
+        if self.eps is not None:
+            check_number(self.eps, "eps")
         if self.eps_units not in EPS_UNITS:
             raise PoisonlabError(f"eps_units must be one of {', '.join(EPS_UNITS)}, got {self.eps_units!r}")
         check_int(self.surrogate_epochs, "surrogate_epochs")
@@ -96,17 +103,24 @@ class FGSM(Attack):
     def check_dataset(self, dataset: Dataset) -> None:
         exact_count(self.rate, len(dataset.y_train))
 
+    def resolved_eps(self, channels: int) -> tuple[float, str]:
+        """``(eps, units)`` for images with ``channels`` channels: ``"auto"`` units are normalised for grey
+        and pixel for colour, and ``eps=None`` is :data:`DEFAULT_EPS` of those units."""
+        units = ("normalized" if channels == 1 else "pixel") if self.eps_units == "auto" else self.eps_units
+        return (DEFAULT_EPS[units] if self.eps is None else float(self.eps)), units
+
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:
         if model is not None:
             _check_model(model, dataset)
         chosen = np.sort(rng.choice(len(dataset.y_train), size=exact_count(self.rate, len(dataset.y_train)),
                                     replace=False))
+        eps, units = self.resolved_eps(dataset.channels)
         # a given model's own normalisation, else the data's exact std (the paper's 0.3081 on MNIST)
         pixel_std = _model_std(model) if model is not None else pixel_stats(dataset.x_train)[1]
-        eps_pixel = self.eps * pixel_std if self.eps_units == "normalized" else float(self.eps)
+        eps_pixel = eps * pixel_std if units == "normalized" else float(eps)
         if eps_pixel < 0.5 / 255:
-            raise PoisonlabError(f"eps {self.eps} ({self.eps_units}) is {eps_pixel:.5f} in pixel units, below half "
+            raise PoisonlabError(f"eps {eps} ({units}) is {eps_pixel:.5f} in pixel units, below half "
                                  "a grey level; rounding to uint8 would undo it")
         if model is None:
             config = TrainConfig(epochs=self.surrogate_epochs, seed=seed)
@@ -128,7 +142,7 @@ class FGSM(Attack):
         is_poison = np.zeros(len(dataset.y_train), dtype=bool)
         is_poison[chosen] = True
         n = max(len(chosen), 1)
-        extras = {"eps_pixel": eps_pixel, "pixel_std": pixel_std, "surrogate": surrogate,
+        extras = {"eps_used": eps, "eps_units_used": units, "eps_pixel": eps_pixel, "pixel_std": pixel_std, "surrogate": surrogate,
                   "n_poison": int(len(chosen)),
                   "surrogate_accuracy_on_poisons_before": correct_before / n,
                   "surrogate_accuracy_on_poisons_after": correct_after / n}

@@ -72,11 +72,13 @@ class GradientMatching(Attack):
     surrogate_epochs : int
         Epochs for each surrogate this attack trains itself (when no ``model`` is passed).
     augment : bool
-        Random translations of the poisons during crafting (differentiable). The reference augments
-        because its victims train with augmentation; :func:`poisonlab.training.train` does not, and
-        without it crafting reaches a lower (unaugmented) alignment loss.
-    max_shift : int
-        Largest translation in pixels, each direction.
+        Differentiable augmentation of the poisons during crafting, as the victims see it: random
+        translations (zero-filled, a padded random crop) and, for colour images, random horizontal flips
+        (the reference protocol; :func:`poisonlab.training.train` crops and flips colour images and
+        leaves digits alone, so digits get translations only).
+    max_shift : int or None
+        Largest translation in pixels, each direction; ``None``: 2 for grey images, an eighth of the
+        image side for colour ones (4 on CIFAR-10, the crop padding victims train with).
     target_selection : {"random", "low-margin"}
         ``"random"`` (the reference's protocol): seeded random test images the surrogate classifies
         correctly, each with a random wrong class. ``"low-margin"``: an attacker who picks easy targets:
@@ -95,7 +97,7 @@ class GradientMatching(Attack):
     ensemble: int = 1
     surrogate_epochs: int = 3
     augment: bool = True
-    max_shift: int = 2
+    max_shift: int | None = None
     target_selection: str = "random"
 
     name: ClassVar[str] = "gradient-matching"
@@ -113,8 +115,17 @@ class GradientMatching(Attack):
                                  f"got {self.target_selection!r}")
         if not isinstance(self.augment, bool):
             raise PoisonlabError(f"augment must be true or false, got {self.augment!r}")
-        check_int(self.max_shift, "max_shift", minimum=0)
+        if self.max_shift is not None:
+            check_int(self.max_shift, "max_shift", minimum=0)
         return self
+
+    def resolved_augmentation(self, dataset: Dataset) -> tuple[int, bool]:
+        """``(max_shift, flip)`` used while crafting on ``dataset``; ``(0, False)`` without ``augment``."""
+        if not self.augment:
+            return 0, False
+        colour = dataset.channels == 3
+        default = dataset.x_train.shape[-1] // 8 if colour else 2
+        return (default if self.max_shift is None else int(self.max_shift)), colour
 
     def check_dataset(self, dataset: Dataset) -> None:
         per_target = int(round(self.budget * len(dataset.y_train)))
@@ -130,6 +141,7 @@ class GradientMatching(Attack):
         targets, true_labels, adv_classes, margins = self._pick_targets(dataset, rng, surrogates[0])
         poison_sets = self._pick_poisons(dataset, rng, adv_classes)
 
+        max_shift, flip = self.resolved_augmentation(dataset)
         x_new = dataset.x_train.copy()
         is_poison = np.zeros(len(x_new), dtype=bool)
         losses, restart_losses, histories, seconds = [], [], [], []
@@ -140,8 +152,7 @@ class GradientMatching(Attack):
             brew = brew_poisons(
                 surrogates, dataset.x_train[poison_idx], dataset.y_train[poison_idx],
                 dataset.x_test[target:target + 1], int(y_adv), eps=self.eps, steps=self.steps,
-                restarts=self.restarts, tau=self.tau, max_shift=self.max_shift if self.augment else 0,
-                generator=generator)
+                restarts=self.restarts, tau=self.tau, max_shift=max_shift, flip=flip, generator=generator)
             seconds.append(round(time.perf_counter() - start, 3))
             x_new[poison_idx] = brew.poisons
             is_poison[poison_idx] = True
@@ -160,6 +171,7 @@ class GradientMatching(Attack):
         extras = {
             **targeted.to_record(),
             "target_selection": self.target_selection,
+            "crafting_augmentation": {"max_shift": max_shift, "flip": flip},
             "target_margins": [round(float(m), 4) for m in margins],
             "alignment_loss_per_restart": restart_losses,
             "alignment_loss_history": histories,
@@ -242,7 +254,7 @@ class Brew:
 
 def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np.ndarray, x_target: np.ndarray,
                  y_adv: int, *, eps: float, steps: int = 250, restarts: int = 1, tau: float = 0.1,
-                 max_shift: int = 2, generator: torch.Generator | None = None) -> Brew:
+                 max_shift: int = 2, flip: bool = False, generator: torch.Generator | None = None) -> Brew:
     """Craft perturbations for one target by gradient matching.
 
     Parameters
@@ -258,7 +270,9 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
     y_adv : int
         The class the target should be classified as.
     eps, steps, restarts, tau, max_shift, generator
-        As in :class:`GradientMatching`; ``generator`` seeds the initialisation and the translations.
+        As in :class:`GradientMatching`; ``generator`` seeds the initialisation and the augmentation.
+    flip : bool
+        Also flip each poison left-right with probability 1/2 at every step (colour images).
 
     Returns
     -------
@@ -275,7 +289,7 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
     restart_losses = []
     for _ in range(restarts):
         delta, history = _brew_once(models, target_grads, base, labels, eps=eps, steps=steps, tau=tau,
-                                    max_shift=max_shift, generator=generator)
+                                    max_shift=max_shift, flip=flip, generator=generator)
         # score the final delta without augmentation so restarts compare on the same footing
         final = _alignment_loss(models, target_grads, base + delta, labels, max_shift=0, generator=None).item()
         restart_losses.append(round(final, 6))
@@ -304,7 +318,8 @@ def gradient_alignment(model: nn.Module, x_poison: np.ndarray, y_poison: np.ndar
 
 
 def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
-               tau: float, max_shift: int, generator: torch.Generator | None) -> tuple[torch.Tensor, list[float]]:
+               tau: float, max_shift: int, flip: bool,
+               generator: torch.Generator | None) -> tuple[torch.Tensor, list[float]]:
     """One restart of signed Adam from a random start; returns delta (P, C, H, W) and the loss per step."""
     delta = (torch.randn(base.shape, generator=generator) * eps).clamp_(-eps, eps)
     delta = (torch.clamp(base + delta, 0, 1) - base).requires_grad_(True)
@@ -313,7 +328,8 @@ def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     history = []
     for _ in range(steps):
-        loss = _alignment_loss(models, target_grads, base + delta, labels, max_shift=max_shift, generator=generator)
+        loss = _alignment_loss(models, target_grads, base + delta, labels, max_shift=max_shift, flip=flip,
+                               generator=generator)
         optimizer.zero_grad(set_to_none=False)
         (grad,) = torch.autograd.grad(loss, delta)
         delta.grad = grad.sign()  # the reference feeds Adam the gradient's sign ("signAdam")
@@ -327,10 +343,12 @@ def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *
 
 
 def _alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor, *, max_shift: int,
-                    generator: torch.Generator | None, create_graph: bool = True) -> torch.Tensor:
+                    generator: torch.Generator | None, flip: bool = False, create_graph: bool = True) -> torch.Tensor:
     """Mean over surrogates of ``1 - cos(poison gradient, target gradient)``, differentiable in ``x``."""
     if max_shift > 0:
         x = random_translate(x, max_shift=max_shift, generator=generator)
+    if flip:
+        x = random_flip(x, generator=generator)
     total = x.new_zeros(())
     for model, (target_grad, target_norm) in zip(models, target_grads):
         params = [p for p in model.parameters() if p.requires_grad]
@@ -362,6 +380,12 @@ def random_translate(x: torch.Tensor, *, max_shift: int, generator: torch.Genera
     batch = torch.arange(n).view(n, 1, 1, 1)
     channel = torch.arange(x.shape[1]).view(1, -1, 1, 1)
     return padded[batch, channel, rows, cols]
+
+
+def random_flip(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each image (N, C, H, W) mirrored left-right with probability 1/2; differentiable in ``x``."""
+    flips = (torch.rand(x.shape[0], generator=generator) < 0.5).view(-1, 1, 1, 1)
+    return torch.where(flips, x.flip(3), x)
 
 
 def _unit_pixels(x: np.ndarray) -> torch.Tensor:

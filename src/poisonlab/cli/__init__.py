@@ -16,12 +16,12 @@ import warnings
 from typing import Any, Sequence
 
 from poisonlab import __version__
-from poisonlab.cli import attack, data, detect, reproduce, train, validate
+from poisonlab.cli import attack, data, detect, reproduce, sweep, train, validate
 from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.parallel import keep_freed_memory
 
 # Order is the order of ``poisonlab --help``.
-COMMANDS = (data, train, attack, detect, validate, reproduce)
+COMMANDS = (data, train, attack, detect, validate, reproduce, sweep)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -105,15 +105,16 @@ def _label_flip_summary(poisoned: PoisonedDataset) -> str:
 def _fgsm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=fraction, default=0.1, metavar="R",
                    help="share in (0, 1] of the training set to replace by adversarial examples (default 0.1)")
-    p.add_argument("--eps", type=positive_float, default=2.0, metavar="E",
-                   help="FGSM step (default 2.0, the paper's). In normalized units (the default) it is "
+    p.add_argument("--eps", type=positive_float, default=None, metavar="E",
+                   help="FGSM step (default: 2.0 in normalized units, the paper's; 8/255 in pixel units). In "
+                        "normalized units it is "
                         "multiplied by the std of the training pixels (MNIST 0.3081; with --surrogate, that "
                         "model's own std): the paper's 2.0 is 0.616 of the [0, 1] pixel range, i.e. 157 grey "
                         "levels, a visibly noisy image; in pixel units any E >= 1 saturates every pixel to 0 or "
                         "255 by the gradient's sign. Pixels are clamped to [0, 1] and rounded back to uint8")
-    p.add_argument("--eps-units", choices=EPS_UNITS, default="normalized",
+    p.add_argument("--eps-units", choices=EPS_UNITS, default="auto",
                    help="normalized: E in the model's normalised-input units, as the paper; pixel: E in [0, 1] "
-                        "pixel units (default normalized)")
+                        "pixel units; auto (default): normalized for grey images, pixel for colour ones")
     p.add_argument("--surrogate-epochs", type=positive_int, default=1, metavar="N",
                    help="epochs of the surrogate CNN trained on the clean data (default 1)")
     _add_surrogate_option(p)
@@ -124,8 +125,8 @@ def _fgsm_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fgsm_summary(poisoned: PoisonedDataset) -> str:
-    record, params = poisoned.attack, poisoned.attack["params"]
-    return f"with eps {params['eps']:g} {params['eps_units']} = {record['eps_pixel']:.4f} in [0, 1] pixels"
+    record = poisoned.attack
+    return f"with eps {record['eps_used']:g} {record['eps_units_used']} = {record['eps_pixel']:.4f} in [0, 1] pixels"
 
 
 # gradient-matching ------------------------------------------------------------------------------------
@@ -148,9 +149,11 @@ def _gm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--surrogate-epochs", type=positive_int, default=3, metavar="N",
                    help="epochs of each surrogate trained on the clean data (default 3)")
     _add_surrogate_option(p)
-    p.add_argument("--max-shift", type=int, default=2, metavar="PX",
-                   help="largest random translation during crafting, in pixels (default 2)")
-    p.add_argument("--no-augment", action="store_true", help="craft without random translations")
+    p.add_argument("--max-shift", type=int, default=None, metavar="PX",
+                   help="largest random translation during crafting, in pixels (default 2 for grey images, an "
+                        "eighth of the image side for colour ones: 4 on CIFAR-10)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="craft without random translations (and, for colour images, flips)")
     p.add_argument("--target-selection", choices=TARGET_SELECTIONS, default="random",
                    help="random: random correctly classified test images and random wrong classes (the "
                         "reference protocol, default); low-margin: images among the 5%% with the smallest "

@@ -13,7 +13,7 @@ from poisonlab.data import Dataset, load_dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import MODEL_NAMES
 from poisonlab.seeding import MAX_SEED, check_seed
-from poisonlab.training import AUGMENTATIONS, DEVICES, PRECISIONS, TrainConfig, rebuild_model
+from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, TTAS, TrainConfig, rebuild_model
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -30,11 +30,20 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> No
     g.add_argument("--epochs", type=positive_int, default=epochs, help=f"training epochs (default {epochs})")
     g.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
     g.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="peak one-cycle learning rate")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer,
+                   help="adam (default) or sgd (Nesterov momentum, the CIFAR speed-training recipe)")
+    g.add_argument("--weight-decay", type=non_negative_float, default=TrainConfig.weight_decay, metavar="WD",
+                   help="L2 weight decay (default 0)")
+    g.add_argument("--label-smoothing", type=unit_interval, default=TrainConfig.label_smoothing, metavar="S",
+                   help="label smoothing in [0, 1) of the cross-entropy (default 0)")
     g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast where the CPU supports it (auto), or force one")
     g.add_argument("--model", choices=MODEL_NAMES, default="paper-cnn", help="the network (default paper-cnn)")
     g.add_argument("--augment", choices=AUGMENTATIONS, default="auto",
                    help="random crop and flip of each batch; auto: for colour images only (default)")
+    g.add_argument("--tta", choices=TTAS, default="auto",
+                   help="test-time augmentation of the evaluation: flip (mean of an image's and its mirror's "
+                        "logits), none; auto: flip when training flipped, i.e. colour images (default)")
     g.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train and run: auto (CUDA when a GPU is present, the default), cpu, cuda")
     g.add_argument("--seed", type=seed, default=0, help="seeds everything random (default 0)")
@@ -42,7 +51,9 @@ def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> No
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       precision=args.precision, augment=args.augment, device=args.device, model=args.model)
+                       precision=args.precision, augment=args.augment, device=args.device, model=args.model,
+                       optimizer=args.optimizer, weight_decay=args.weight_decay,
+                       label_smoothing=args.label_smoothing, tta=args.tta)
 
 
 def load_from_args(args: argparse.Namespace) -> Dataset:
@@ -93,6 +104,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """A count >= 0 (workers, where 0 means in this process)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -101,6 +123,26 @@ def positive_float(text: str) -> float:
     if not value > 0 or value != value or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _number_in(text: str, what: str, ok) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (a weight decay)."""
+    return _number_in(text, "a number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1) (label smoothing)."""
+    return _number_in(text, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def fraction(text: str) -> float:

@@ -82,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         kept = poisoned.keep(result.kept)
         trained = train(kept.x_train, kept.y_train, num_classes=kept.num_classes, config=config,
                         progress=not args.quiet, desc="retrain")
-        record["metrics"] = evaluate(trained.model, kept.x_test, kept.y_test, num_classes=kept.num_classes)
+        record["metrics"] = evaluate(trained.model, kept.x_test, kept.y_test, num_classes=kept.num_classes,
+                                     tta=config.resolved_tta(kept.channels))
         record["retrain"] = {"n_train": int(len(kept.y_train)), "seconds": round(trained.seconds, 3),
                              "config": config.to_dict()}
         status(f"retrained on {len(kept.y_train)} kept samples: test accuracy "

@@ -14,7 +14,24 @@ from typing import IO
 from tqdm.auto import tqdm
 
 
-class StageProgress:
+class BarProgress:
+    """An owner of at most one tqdm bar (``self.bar``), closed on :meth:`close` or leaving a ``with``."""
+
+    bar: tqdm | None = None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StageProgress(BarProgress):
     """The log and progress hooks of :func:`poisonlab.experiment.run_experiment` for the CLI.
 
     Parameters
@@ -56,13 +73,3 @@ class StageProgress:
         self.bar.total = total
         self.bar.update(done - self.bar.n)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> "StageProgress":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -13,6 +13,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.experiment import QUICK_SETTINGS, ExperimentConfig, load_config, run_experiment
 from poisonlab.models import MODEL_NAMES
 from poisonlab.report import render_report, summary_text
+from poisonlab.report.sweep import render_sweep_report
 from poisonlab.training import DEVICES, PRECISIONS
 
 
@@ -32,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_config)
 
     p = sub.add_parser("report", help="re-render a run folder's report from its results.json (no training)",
-                       description="Write DIR/report.md, DIR/report.html and DIR/plots/ from DIR/results.json.")
+                       description="Write DIR/report.md, DIR/report.html and DIR/plots/ from DIR/results.json "
+                                   "(or, in a sweep folder, from DIR/sweep.json).")
     p.add_argument("run_dir", type=Path, metavar="DIR")
     p.set_defaults(func=_report)
 
@@ -121,6 +123,7 @@ def _report(args: argparse.Namespace) -> int:
     if not args.run_dir.is_dir():
         raise PoisonlabError(f"{args.run_dir}: no such run folder")
     check_output(args.run_dir, folder=True)
-    paths = render_report(args.run_dir)
+    is_sweep = (args.run_dir / "sweep.json").is_file() and not (args.run_dir / "results.json").exists()
+    paths = render_sweep_report(args.run_dir) if is_sweep else render_report(args.run_dir)
     status(f"wrote {paths['markdown']} and {paths['html']}")
     return 0

@@ -1,7 +1,9 @@
 """The detector base: scikit-learn estimator conventions, PyOD's contamination -> threshold rule.
 
 A detector is fitted on features ``X`` (N, D) and the (possibly poisoned) labels ``y`` (N,), and
-sets ``scores_`` (higher = more suspicious), ``threshold_`` and ``flagged_ = scores_ > threshold_``.
+sets ``scores_`` (higher = more suspicious), ``threshold_`` and ``flagged_``: ``scores_ > threshold_``
+under ``contamination="auto"``; exactly ``round(contamination * N)`` samples under a numeric
+``contamination`` (see :func:`flag_top_share`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ class Detector(BaseEstimator):
     ``_score(X, y) -> scores`` and ``_check_params()`` (validate their own parameters, then call
     ``super()._check_params()``); they may override ``_auto_threshold``.
 
-    ``contamination``: a float in [0, 0.5] flags that share of samples with the highest scores
-    (0 flags nothing); ``"auto"`` lets the detector decide without knowing the poison rate
-    (see each detector's docstring; the default rule is median + 3 * 1.4826 * MAD of the scores).
+    ``contamination``: a float in [0, 0.5] flags exactly ``round(contamination * N)`` samples, those
+    with the highest scores, ties at the cut broken by the lower index (:func:`flag_top_share`; 0 flags
+    nothing); ``"auto"`` lets the detector decide without knowing the poison rate and flags
+    ``scores_ > threshold_`` (see each detector's docstring; the default rule is median + 3 * 1.4826 *
+    MAD of the scores).
     """
 
     contamination: float | str = "auto"
@@ -52,9 +56,11 @@ class Detector(BaseEstimator):
         if scores.shape != (len(X),) or not np.isfinite(scores).all():
             raise AssertionError(f"{type(self).__name__}._score returned bad scores")
         self.scores_ = scores
-        self.threshold_ = (self._auto_threshold(scores, y) if contamination == "auto"
-                           else contamination_threshold(scores, float(contamination)))
-        self.flagged_ = scores > self.threshold_
+        if contamination == "auto":
+            self.threshold_ = float(self._auto_threshold(scores, y))
+            self.flagged_ = scores > self.threshold_
+        else:
+            self.threshold_, self.flagged_ = flag_top_share(scores, float(contamination))
         self.n_features_in_ = X.shape[1]
         return self
 
@@ -69,17 +75,50 @@ class Detector(BaseEstimator):
         return mad_threshold(scores)
 
 
-def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
-    """The threshold that flags the ``round(contamination * N)`` highest scores (ties at the cut are all
-    kept, so they may flag fewer)."""
-    n_flag = int(round(contamination * len(scores)))
+def flag_top_share(scores: np.ndarray, contamination: float) -> tuple[float, np.ndarray]:
+    """The ``round(contamination * N)`` highest scores, exactly: ``(threshold, flagged)``.
+
+    ``n = round(contamination * N)`` (Python's rounding) samples are flagged by :func:`flag_top`, so a
+    detector with discrete scores flags as many as asked, and the same ones every time.
+
+    Parameters
+    ----------
+    scores : np.ndarray (N,) float
+    contamination : float in [0, 1]
+
+    Returns
+    -------
+    threshold : float
+    flagged : np.ndarray (N,) bool
+    """
+    return flag_top(scores, int(round(contamination * len(scores))))
+
+
+def flag_top(scores: np.ndarray, n_flag: int) -> tuple[float, np.ndarray]:
+    """The ``n_flag`` highest scores: ``(threshold, flagged)`` with ``flagged.sum() == n_flag`` (clipped
+    to [0, N]).
+
+    Samples are ranked by score (highest first), then by index (lowest first). ``threshold`` is the
+    highest score left unflagged (``inf`` when nothing is flagged; just below the lowest score when all
+    are): every score above it is flagged, and of the samples scoring exactly ``threshold`` the lowest
+    indices are, as many as the count needs.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    flagged = np.zeros(len(scores), dtype=bool)
     if n_flag <= 0:
-        return float("inf")
-    ordered = np.sort(scores)
+        return float("inf"), flagged
     if n_flag >= len(scores):
-        return float(np.nextafter(ordered[0], -np.inf))
-    # strictly between the last kept and the first flagged score
-    return float(ordered[len(scores) - n_flag - 1])
+        flagged[:] = True
+        return float(np.nextafter(scores.min(), -np.inf)), flagged
+    # a stable sort of the negated scores keeps tied samples in index order
+    order = np.argsort(-scores, kind="stable")
+    flagged[order[:n_flag]] = True
+    return float(scores[order[n_flag]]), flagged
+
+
+def contamination_threshold(scores: np.ndarray, contamination: float) -> float:
+    """The threshold of :func:`flag_top_share` (the highest score it leaves unflagged)."""
+    return flag_top_share(scores, contamination)[0]
 
 
 def mad_threshold(scores: np.ndarray, k: float = 3.0) -> float:

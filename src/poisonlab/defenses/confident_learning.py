@@ -2,8 +2,8 @@
 in Dataset Labels"), the method behind cleanlab, written from the paper.
 
 ``find_label_issues`` is the functional core for users who bring their own out-of-sample
-``pred_probs``; the ``confident-learning`` detector makes them itself by cross-validating a
-logistic regression on the features.
+``pred_probs``; the ``confident-learning`` detector makes them itself from the features, by
+leave-one-out neighbour votes (default) or by cross-validating a logistic regression.
 """
 
 from __future__ import annotations
@@ -11,16 +11,20 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_choice, check_integer, check_random_state, check_real
+from poisonlab.defenses.neighbours import neighbour_votes
 from poisonlab.errors import PoisonlabError
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+PROBABILITIES = ("knn", "logistic")
 
 
 def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, *, calibrate: bool = True) -> np.ndarray:
@@ -130,10 +134,16 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, *,
 
 
 class ConfidentLearning(Detector):
-    """Confident learning on features: cross-validated logistic regression + :func:`find_label_issues`.
+    """Confident learning on features: out-of-sample probabilities + :func:`find_label_issues`.
 
-    Out-of-fold ``pred_probs_`` (N, K) come from ``n_folds``-fold stratified cross-validation
-    (shuffled with ``random_state``) of a standardised multinomial logistic regression on ``X``.
+    ``pred_probs_`` (N, K) are out-of-sample predicted probabilities of the labels:
+
+    - ``probabilities="knn"`` (default): leave-one-out neighbour votes, the share of each label among a
+      sample's ``n_neighbors`` nearest neighbours (itself excluded) after a PCA to ``n_components``
+      dimensions; one exact neighbour search (:mod:`poisonlab.defenses.neighbours`);
+    - ``"logistic"``: ``n_folds``-fold stratified cross-validation (shuffled with ``random_state``) of a
+      standardised multinomial logistic regression, ``n_folds`` fits on one BLAS thread.
+
     ``self_confidence_`` is the predicted probability of the given label and ``label_issues_`` the
     mask of :func:`find_label_issues` with ``filter_by``.
 
@@ -148,20 +158,29 @@ class ConfidentLearning(Detector):
     contamination : float or "auto"
     filter_by : str
         One of :data:`FILTERS`; see :func:`find_label_issues`.
+    probabilities : {"knn", "logistic"}
+    n_neighbors : int
+        Neighbours of the ``"knn"`` vote (capped at ``N - 1``).
+    n_components : int or None
+        PCA dimensions before the neighbour search (``None``: the features as they are).
     n_folds : int
-        Cross-validation folds (>= 2; capped at the size of the smallest class).
+        ``"logistic"``: cross-validation folds (>= 2; capped at the size of the smallest class).
     C : float
-        Inverse regularisation strength of the logistic regression.
+        ``"logistic"``: inverse regularisation strength.
     max_iter : int
-        Iterations of the logistic regression solver.
+        ``"logistic"``: iterations of the solver.
     random_state : int
-        Seed of the fold split.
+        Seed of the PCA and of the fold split.
     """
 
-    def __init__(self, *, contamination="auto", filter_by: str = "prune_by_noise_rate", n_folds: int = 5,
-                 C: float = 1.0, max_iter: int = 200, random_state: int = 0):
+    def __init__(self, *, contamination="auto", filter_by: str = "prune_by_noise_rate", probabilities: str = "knn",
+                 n_neighbors: int = 20, n_components: int | None = 16, n_folds: int = 5, C: float = 1.0,
+                 max_iter: int = 200, random_state: int = 0):
         self.contamination = contamination
         self.filter_by = filter_by
+        self.probabilities = probabilities
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
         self.n_folds = n_folds
         self.C = C
         self.max_iter = max_iter
@@ -170,6 +189,9 @@ class ConfidentLearning(Detector):
     def _check_params(self) -> None:
         super()._check_params()
         check_choice("filter_by", self.filter_by, FILTERS)
+        check_choice("probabilities", self.probabilities, PROBABILITIES)
+        check_integer("n_neighbors", self.n_neighbors)
+        check_integer("n_components", self.n_components, allow_none=True)
         check_integer("n_folds", self.n_folds, minimum=2)
         check_real("C", self.C, low=0.0, low_open=True)
         check_integer("max_iter", self.max_iter)
@@ -180,20 +202,40 @@ class ConfidentLearning(Detector):
         smallest = int(np.bincount(y_index).min())
         if smallest < 2:
             raise PoisonlabError("confident learning needs at least 2 samples of every class")
-        folds = StratifiedKFold(n_splits=min(int(self.n_folds), smallest), shuffle=True,
-                                random_state=self.random_state)
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter))
-        with warnings.catch_warnings():
-            # an unconverged solver still gives usable probabilities; more iterations cost time
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            pred_probs = cross_val_predict(model, X.astype(np.float64), y_index, cv=folds, method="predict_proba")
+        if self.probabilities == "knn":
+            pred_probs = knn_probabilities(X, y_index, int(self.n_neighbors), n_components=self.n_components,
+                                           random_state=self.random_state)
+        else:
+            pred_probs = self._logistic_probabilities(X, y_index, smallest)
         self.pred_probs_ = pred_probs
         self.self_confidence_ = pred_probs[np.arange(len(y)), y_index]
         self.label_issues_ = find_label_issues(y_index, pred_probs, filter_by=self.filter_by)
         return (1.0 - self.self_confidence_) + 2.0 * self.label_issues_
 
+    def _logistic_probabilities(self, X: np.ndarray, y_index: np.ndarray, smallest: int) -> np.ndarray:
+        folds = StratifiedKFold(n_splits=min(int(self.n_folds), smallest), shuffle=True,
+                                random_state=self.random_state)
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter))
+        # one thread: on a busy 2-core machine the solver ran tens of times slower with the default
+        # BLAS threads (see docs/measurements.md)
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            # an unconverged solver still gives usable probabilities; more iterations cost time
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return cross_val_predict(model, X.astype(np.float64), y_index, cv=folds, method="predict_proba")
+
     def _auto_threshold(self, scores: np.ndarray, y: np.ndarray) -> float:
         return 1.5
+
+
+def knn_probabilities(X: np.ndarray, y_index: np.ndarray, k: int, *, n_components: int | None = None,
+                      random_state: int = 0) -> np.ndarray:
+    """Leave-one-out label probabilities (N, K): the share of each label index among every sample's ``k``
+    nearest neighbours (itself excluded), after a PCA of ``X`` (N, D) to ``n_components`` dimensions."""
+    k = min(k, len(X) - 1)
+    if n_components is not None and n_components < X.shape[1]:
+        with threadpool_limits(limits=1):
+            X = PCA(n_components=min(int(n_components), len(X)), random_state=random_state).fit_transform(X)
+    return neighbour_votes(X, y_index, k) / float(k)
 
 
 def _check_inputs(labels: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

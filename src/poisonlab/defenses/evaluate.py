@@ -39,7 +39,9 @@ class DefenseResult:
     scores : np.ndarray (N_train,) float64
         Suspicion scores (higher = more suspicious).
     threshold : float
-        ``flagged == scores > threshold``.
+        ``flagged == scores > threshold`` under ``contamination="auto"``; under a numeric contamination
+        the samples tied at ``threshold`` may be flagged too, lowest index first, so that exactly
+        ``round(contamination * N)`` are (:func:`~poisonlab.defenses.base.flag_top_share`).
     metrics : dict
         :func:`~poisonlab.defenses.metrics.detection_metrics` plus ``seconds_detect`` (the detector's fit
         alone), ``threshold``, ``contamination`` and ``params``; from :func:`run_defense` also

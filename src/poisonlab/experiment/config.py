@@ -27,7 +27,7 @@ from poisonlab.models import MODEL_NAMES
 from poisonlab.parallel import auto_workers
 from poisonlab.results import BASELINE_SCENARIOS
 from poisonlab.seeding import MAX_SEED, check_seed
-from poisonlab.training import AUGMENTATIONS, DEVICES, PRECISIONS, TrainConfig
+from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, TTAS, TrainConfig
 
 try:
     import tomllib
@@ -76,7 +76,8 @@ def paper_attacks() -> tuple[AttackSpec, ...]:
 
 
 def _rule(default: Any, **rule: Any) -> Any:
-    """A field whose metadata holds its range (``minimum``, ``interval``) or ``choices``."""
+    """A field whose metadata holds its range (``minimum``, ``interval``, open unless ``closed_low``) or
+    ``choices``."""
     return field(default=default, metadata=rule)
 
 
@@ -101,7 +102,7 @@ class ExperimentConfig:
         Epochs of the clean model, of the model trained on the poisoned set, and of each defense's
         retraining on its filtered set. Equal budgets keep Figures 2 and 3 fair: a shorter retraining
         resists label noise better and would flatter every defense.
-    batch_size, lr, precision, augment, device :
+    batch_size, lr, weight_decay, optimizer, label_smoothing, precision, augment, tta, device :
         As in :class:`poisonlab.training.TrainConfig` (``augment="auto"``: crop and flip for colour images
         only; ``device="auto"``: CUDA when a GPU is present).
     seeds : tuple of int
@@ -139,8 +140,12 @@ class ExperimentConfig:
     retrain_epochs: int = _rule(1, minimum=1)
     batch_size: int = _rule(128, minimum=1)
     lr: float = _rule(5e-3, interval=(0.0, 10.0))
+    weight_decay: float = _rule(0.0, interval=(0.0, 1.0), closed_low=True)
+    optimizer: str = _rule("adam", choices=OPTIMIZERS)
+    label_smoothing: float = _rule(0.0, interval=(0.0, 1.0), closed_low=True)
     precision: str = _rule("auto", choices=PRECISIONS)
     augment: str = _rule("auto", choices=AUGMENTATIONS)
+    tta: str = _rule("auto", choices=TTAS)
     device: str = _rule("auto", choices=DEVICES)
     seeds: tuple[int, ...] = (0,)
     attacks: tuple[AttackSpec, ...] = field(default_factory=paper_attacks)
@@ -165,7 +170,9 @@ class ExperimentConfig:
 
     def train_config(self, *, epochs: int, seed: int, steps: int | None = None) -> TrainConfig:
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, model=self.model,
-                           precision=self.precision, steps=steps, augment=self.augment, device=self.device)
+                           precision=self.precision, steps=steps, augment=self.augment, device=self.device,
+                           weight_decay=self.weight_decay, optimizer=self.optimizer,
+                           label_smoothing=self.label_smoothing, tta=self.tta)
 
     def resolved_workers(self) -> int:
         return auto_workers() if self.workers is None else self.workers
@@ -207,7 +214,7 @@ def _describe(name: str) -> str:
             rule.get("minimum"), f"an integer >= {rule.get('minimum')}")
     if kind is float:
         low, high = rule.get("interval", (-math.inf, math.inf))
-        return f"a number in ({low:g}, {high:g})"
+        return f"a number in {'[' if rule.get('closed_low') else '('}{low:g}, {high:g})"
     return "a non-empty string" if rule.get("nonempty") else "a string"
 
 
@@ -222,7 +229,7 @@ def _check_scalar(name: str, value: Any) -> Any:
         ok = rule.get("minimum") is None or value >= rule["minimum"]
     elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         low, high = rule.get("interval", (-math.inf, math.inf))
-        ok = math.isfinite(value) and low < value < high
+        ok = math.isfinite(value) and (low <= value if rule.get("closed_low") else low < value) and value < high
         value = float(value)
     elif kind is str and isinstance(value, str):
         ok = (value in rule["choices"]) if "choices" in rule else bool(value) or not rule.get("nonempty")

@@ -3,7 +3,8 @@
     clean train -> for each attack: attack -> attacked train -> activations of the attacked model
                -> for each defense: detect -> filter (poisoned.keep(~flagged)) -> retrain -> evaluate
 
-Trainings run as jobs on a :class:`poisonlab.parallel.TrainPool` (worker processes) as soon as their
+Trainings run as jobs on an engine (:mod:`poisonlab.experiment.engines`: a
+:class:`poisonlab.parallel.TrainPool` of worker processes here, Ray tasks in a sweep) as soon as their
 inputs exist: the clean model and the attacked model of an attack that needs no surrogate start together,
 detectors run in this process while other trainings go on, and the retrainings fill the workers. The
 run's last training, which nothing is queued behind, gets every core. A training's numbers depend on
@@ -41,7 +42,8 @@ from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.experiment.assemble import (DETECTION_KEYS, AttackRun, assemble_results, scenario_row,
                                            target_outcome)
 from poisonlab.experiment.config import AttackSpec, ExperimentConfig, paper_attacks
-from poisonlab.experiment.jobs import PendingTrain, StageEvent, TrainedModel
+from poisonlab.experiment.engines import Engine
+from poisonlab.experiment.jobs import PendingTrain, StageEvent, StageSharing, TrainedModel
 from poisonlab.experiment.rundir import check_run_dir, prepare_run_dir
 from poisonlab.experiment.store import StageStore, array_fingerprint, digest
 from poisonlab.parallel import TrainJob, TrainPool, threads_per_worker
@@ -71,13 +73,16 @@ class FeatureSpace:
     """The detectors' features of one poisoned set, computed once and shared by every defense."""
 
     key: str
-    record: dict[str, Any]  # "seconds", "info"
+    record: dict[str, Any]  # "seconds", "info", and "train" (the training stage holding them) or not
     store: StageStore
     _array: np.ndarray | None = field(default=None, repr=False)
 
     def array(self) -> np.ndarray:
         if self._array is None:
-            self._array = self.store.arrays("features", self.key)["features"]
+            if "train" in self.record:  # the attacked model's training job computed and stored them
+                self._array = self.store.arrays("train", self.record["train"])["activations"]
+            else:
+                self._array = self.store.arrays("features", self.key)["features"]
         return self._array
 
 
@@ -95,10 +100,12 @@ class Runner:
 
     ``before_stage`` is called with a :class:`StageEvent` before each stage starts; an exception it raises
     stops the run as an error or Ctrl-C at that point would (finished stages are kept for ``--resume``).
+    ``sharing``: the in-flight trainings shared with other runners of the same store (a sweep's cells).
     """
 
-    def __init__(self, config: ExperimentConfig, out: Path, store: StageStore, pool: TrainPool, *, log: Log,
-                 before_stage: StageHook | None = None, on_progress: ProgressHook | None = None) -> None:
+    def __init__(self, config: ExperimentConfig, out: Path, store: StageStore, pool: Engine, *, log: Log,
+                 before_stage: StageHook | None = None, on_progress: ProgressHook | None = None,
+                 sharing: StageSharing | None = None) -> None:
         self.config, self.out, self.store, self.pool, self.log = config, out, store, pool, log
         self.before_stage = before_stage or (lambda event: None)
         self.on_progress = on_progress or (lambda done, total: None)
@@ -107,14 +114,15 @@ class Runner:
         per_attack = 2 + bool(config.defenses or config.projection_samples) + 2 * len(config.defenses)
         self.total = len(config.seeds) * (1 + len(config.attacks) * per_attack)
         self.started = time.time()
-        self._inflight: dict[str, PendingTrain] = {}
+        self.sharing = sharing or StageSharing()
+        self._inflight = self.sharing.inflight
 
     # -- bookkeeping
     def harvest(self) -> None:
         """Store every finished training now, so an interrupted run keeps it for ``--resume``."""
         for key, pending in list(self._inflight.items()):
             if pending.collect() is not None:
-                del self._inflight[key]
+                self._inflight.pop(key, None)
 
     def finish(self, pending: PendingTrain) -> TrainedModel:
         """Wait for a training stage, store it and note it in the timeline (once)."""
@@ -168,18 +176,21 @@ class Runner:
         key = digest({"stage": "train", "data": data_key, "keep": keep_key, "train": config.to_dict(),
                       "device": config.resolved_device(), "threads": threads, "version": __version__})
         shape = tuple(ds.x_train.shape[1:])
-        record = self.store.load("train", key)
-        if record is not None:
-            return PendingTrain(key, event, config, ds.num_classes, shape, self.store, record=record)
-        if key in self._inflight:  # the same training already queued (e.g. two defenses removed the same)
-            return self._inflight[key]
-        x, y = (ds.x_train, ds.y_train) if keep is None else (ds.x_train[keep], ds.y_train[keep])
-        label = f"[seed {event.seed}] {event.stage} {'/'.join(p for p in (event.attack, event.defense) if p)}".strip()
-        future = self.pool.submit(TrainJob(x, y, ds.x_test, ds.y_test, ds.num_classes, config, label,
-                                           activations=activations, threads=threads))
-        pending = PendingTrain(key, event, config, ds.num_classes, shape, self.store, future=future)
-        self._inflight[key] = pending
-        return pending
+        with self.sharing.lock:
+            if key in self._inflight:  # the same training already queued (e.g. two defenses removed the same)
+                return self._inflight[key]
+            record = self.store.load("train", key)
+            if record is not None:
+                self.sharing.trainings.setdefault(key, True)
+                return PendingTrain(key, event, config, ds.num_classes, shape, self.store, record=record)
+            x, y = (ds.x_train, ds.y_train) if keep is None else (ds.x_train[keep], ds.y_train[keep])
+            label = f"[seed {event.seed}] {event.stage} {'/'.join(p for p in (event.attack, event.defense) if p)}"
+            future = self.pool.submit(TrainJob(x, y, ds.x_test, ds.y_test, ds.num_classes, config, label.strip(),
+                                               activations=activations, threads=threads))
+            pending = PendingTrain(key, event, config, ds.num_classes, shape, self.store, future=future)
+            self._inflight[key] = pending
+            self.sharing.trainings[key] = False
+            return pending
 
     def attack_stage(self, spec: AttackSpec, ds: Dataset, data_key: str, clean: PendingTrain, seed: int) -> Attacked:
         """Poison ``ds``'s training split; the clean model is the surrogate of attacks that use one (only
@@ -223,15 +234,14 @@ class Runner:
                       "version": __version__})
         record = self.store.load("features", key)
         cached = record is not None
-        X = None
-        if record is None and kind == "activations" and attacked.activations is not None:
-            # computed by the training job itself, right after training
-            X = np.ascontiguousarray(attacked.activations, dtype=np.float32)
+        X = attacked.activations() if record is None and kind == "activations" else None
+        if X is not None:
+            # computed by the training job itself, right after training, and stored with it
             info = {"features": kind, "dim": int(X.shape[1]), "seconds": attacked.record["features_seconds"],
                     "trained_here": False, "model_seed": attacked.train_config.seed,
                     "precision": attacked.train_config.resolved_precision(), "computed_with_training": True}
-            record = {"seconds": info["seconds"], "info": info}
-            self.store.save("features", key, record, arrays={"features": X})
+            record = {"seconds": info["seconds"], "info": info, "train": attacked.key}
+            self.store.save("features", key, record)
         if record is None:
             X, info = compute_features(kind, poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes,
                                        model=attacked.model() if kind == "activations" else None, seed=seed,

@@ -12,6 +12,8 @@ from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, check_image_size,
 
 # Page's ResNet-9 widths (64, 128, 256, 512) at a quarter: under a twentieth of ResNet-18's multiply-adds
 FASTNET_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 128)
+# Page's output scaling: small logits let the net train at a high SGD learning rate without diverging
+LOGIT_SCALE = 0.125
 
 
 def _conv_bn(in_planes: int, planes: int, pool: bool) -> nn.Sequential:
@@ -37,7 +39,7 @@ class Residual(nn.Module):
 class FastNet(nn.Module):
     """ResNet-9 layout (Page 2018, "How to train your ResNet"; airbench and hlb-cifar10 descend from it)
     at reduced width: prep conv -> [conv, pool, residual] -> [conv, pool] -> [conv, pool, residual] ->
-    global max-pool -> linear head. Nine weight layers, every stage a plain ``Conv2d``/``MaxPool2d``/
+    global max-pool -> linear head scaled by :data:`LOGIT_SCALE`. Nine weight layers, every stage a plain ``Conv2d``/``MaxPool2d``/
     ``BatchNorm2d``/``ReLU`` (channels-last friendly).
 
     Why: the CIFAR-10 speed-training records come from a few conv-pool stages and two residual blocks;
@@ -84,4 +86,4 @@ class FastNet(nn.Module):
         return torch.flatten(self.pool(x), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.penultimate(x))
+        return self.linear(self.penultimate(x)) * LOGIT_SCALE
