@@ -14,6 +14,10 @@ mask, and the ratio to the reference that does the same job:
 - ``deep-knn``, ``knn`` and the rest: a 10-d kNN label vote (PCA 10, k=50, scikit-learn).
 
     python benchmarks/detector_speed.py [--n 60000] [--dim 128] [--repeats 3] [--defenses NAME ...]
+                                        [--features benchmarks/.cache/SCENARIO-KEY.npz]
+
+``--features`` times the same methods on real activations cached by ``benchmarks/detection.py`` instead.
+Each row also gives the process CPU seconds (all threads), which a busy machine inflates less than wall time.
 
 References need ``pip install adversarial-robustness-toolbox cleanlab`` (benchmark only).
 """
@@ -27,8 +31,11 @@ import sys
 import time
 import warnings
 
+from pathlib import Path
+
 import numpy as np
 
+from poisonlab.data import read_npz
 from poisonlab.defenses import DETECTORS, detection_metrics, make_detector
 from references import (art_activation_clustering, art_spectral_signatures, available, cleanlab_knn,
                         knn_vote)
@@ -72,32 +79,43 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--defenses", nargs="+", default=sorted(DETECTORS), choices=sorted(DETECTORS), metavar="NAME")
     ap.add_argument("--no-references", action="store_true")
+    ap.add_argument("--features", type=Path, help="a features .npz from benchmarks/detection.py's cache")
     args = ap.parse_args()
 
-    X, y, is_flipped = synthetic_activations(args.n, args.dim, seed=args.seed)
-    load = os.getloadavg()[0]
-    print(f"# {args.n} x {args.dim} float32, 10% uniform flip, seed {args.seed}, {args.repeats} repeats, "
-          f"{os.cpu_count()} cores, load average {load:.2f} at start")
+    if args.features:
+        arrays = read_npz(args.features)
+        X, y, is_flipped = arrays["features"], arrays["labels"], arrays["is_poison"].astype(bool)
+        what = f"{args.features.name}: {X.shape[0]} x {X.shape[1]}, {is_flipped.mean():.1%} poisons"
+    else:
+        X, y, is_flipped = synthetic_activations(args.n, args.dim, seed=args.seed)
+        what = f"synthetic {args.n} x {args.dim} float32, 10% uniform flip, seed {args.seed}"
+    rate = float(is_flipped.mean())
+    print(f"# {what}; {args.repeats} repeats, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} "
+          f"at start")
     methods = {name: (lambda name: lambda X, y: _poisonlab(name, X, y))(name) for name in args.defenses}
-    refs = {} if args.no_references else references(0.1)
+    refs = {} if args.no_references else references(rate)
     methods.update(refs)
     times: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
     f1: dict[str, float | None] = {}
     for _ in range(args.repeats):
         for name, method in methods.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 flagged, scores = method(X, y)
                 times[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
             f1[name] = detection_metrics(is_flipped, flagged, scores)["f1"]
+            print(f"  {name}: {times[name][-1]:.3f} s", file=sys.stderr, flush=True)
     seconds = {name: statistics.median(t) for name, t in times.items()}
-    print(f"{'method':<30}{'seconds':>9}{'F1':>8}  {'reference':<28}{'ratio':>7}")
+    cpu_seconds = {name: statistics.median(t) for name, t in cpu.items()}
+    print(f"{'method':<30}{'seconds':>9}{'cpu s':>8}{'F1':>8}  {'reference':<28}{'ratio':>7}")
     for name in methods:
         ref = REFERENCE_OF.get(name, DEFAULT_REFERENCE) if name in args.defenses else None
         ratio = f"{seconds[name] / seconds[ref]:.2f}" if ref in seconds else "-"
         f1_text = "-" if f1[name] is None else f"{f1[name]:.3f}"
-        print(f"{name:<30}{seconds[name]:>9.3f}{f1_text:>8}  {ref or '':<28}{ratio:>7}")
+        print(f"{name:<30}{seconds[name]:>9.3f}{cpu_seconds[name]:>8.2f}{f1_text:>8}  {ref or '':<28}{ratio:>7}")
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     sys.stdout.flush()
 

@@ -151,4 +151,4 @@ def test_package_faces_export_their_classes():
     from poisonlab.defenses import DETECTORS, PCADetector
 
     assert {FGSM.name, GradientMatching.name, LabelFlip.name} == set(poisonlab.ATTACKS)
-    assert DETECTORS["pca"] is PCADetector and len(DETECTORS) == 10
+    assert DETECTORS["pca"] is PCADetector and len(DETECTORS) == 11

@@ -24,7 +24,12 @@ Layout (fractions in 0..1, seconds in wall time)::
               # attacked: "seconds_attack", "seconds_train"
               # defenses: "seconds_features", "seconds_detect", "seconds_retrain" (their sum is "seconds"),
               #           "precision", "recall", "f1", "roc_auc", "removed", "poisons_removed",
-              #           "clean_removed", "poisons_kept", "n_poison", "n_samples"
+              #           "clean_removed", "poisons_kept", "n_poison", "n_samples";
+              #           optional (absent in older files), threshold-free views of the scores:
+              #           "average_precision", "f1_at_true_rate" (flagging exactly n_poison samples, an
+              #           oracle diagnostic), "pr_precision" [101] (interpolated precision at recall
+              #           0, 0.01, ..., 1), "roc_tpr" [101] (true-positive rate at false-positive rate
+              #           0, 0.01, ..., 1)
               # targeted attacks (gradient matching): "target_success_rate" (share of the targets in
               #           their adversarial class; for "clean" the base rate without poisons)
               "std": {same numeric keys: standard deviation over seeds (ddof=1), null with one seed},
@@ -87,6 +92,10 @@ class Scenario(TypedDict, total=False):
     poisons_kept: int
     n_poison: int
     n_samples: int
+    average_precision: float | None
+    f1_at_true_rate: float | None
+    pr_precision: list[float] | None
+    roc_tpr: list[float] | None
     target_success_rate: float
     std: dict[str, Any]
     per_seed: list[dict[str, Any]]
@@ -155,7 +164,8 @@ def aggregate_scenarios(per_seed: list[dict[str, Any]]) -> Scenario:
     """Mean over seeds at the top level, ``std`` beside it and every seed's values in ``per_seed``."""
     out: dict[str, Any] = {}
     for key in per_seed[0]:
-        mean, std = mean_std([s[key] for s in per_seed])
+        # .get: a key added in a later version is missing from seeds whose stages an older one stored
+        mean, std = mean_std([s.get(key) for s in per_seed])
         out[key] = mean
         if key != "confusion_matrix":
             out.setdefault("std", {})[key] = std

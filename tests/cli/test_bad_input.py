@@ -34,7 +34,7 @@ ROWS = [
                 "--out", "{w}/out.json"], "unknown parameter 'n_comp'"),
     ("detect", ["detect", "--poisoned", "{w}/poisoned.npz", "--defense", "pca", "--features", "sift",
                 "--out", "{w}/out.json"], "invalid choice: 'sift'"),
-    ("detect", ["detect", "--poisoned", "{w}/poisoned.npz", "--out", "{w}/out.json"], "detect needs --defense"),
+    ("detect", ["detect", "--poisoned", "{w}/poisoned.npz"], "detect needs --out"),
     ("data", ["data", "info", "nosuch"], "unknown dataset 'nosuch'"),
     ("data", ["data", "prepare", "nosuch"], "unknown dataset 'nosuch'"),
     ("data", ["data", "prepare", "mnist", "--source", "ftp"], "invalid choice"),

@@ -46,6 +46,10 @@ def test_detect_writes_the_contract(poisoned_path, tmp_path):
     assert record["removed"] == len(record["flagged_indices"])
     assert record["f1"] > 0.5 and record["attack"]["name"] == "test-flip"
     assert "metrics" not in record  # no retraining asked
+    # threshold-free views: curves on the 0..1 grid in steps of 0.01, and the oracle F1 at the true rate
+    assert len(record["pr_precision"]) == len(record["roc_tpr"]) == 101
+    assert record["roc_tpr"][-1] == 1.0 and record["pr_precision"][0] == 1.0
+    assert 0 <= record["f1_at_true_rate"] <= 1 and 0 <= record["average_precision"] <= 1
 
 
 def test_detect_contamination_and_params(poisoned_path, tmp_path):

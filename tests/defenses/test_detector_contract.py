@@ -62,7 +62,7 @@ def fit(detector, X, y):
 
 def test_registry_names_and_exports():
     assert NAMES == sorted(["pca", "kmeans", "pca+kmeans", "dbscan", "birch", "knn", "activation-clustering",
-                            "spectral", "deep-knn", "confident-learning"])
+                            "spectral", "deep-knn", "confident-learning", "ensemble"])
     for cls in DETECTORS.values():
         assert getattr(poisonlab.defenses, cls.__name__) is cls
         assert cls.__name__ in poisonlab.defenses.__all__

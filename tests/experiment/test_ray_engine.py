@@ -103,3 +103,28 @@ def test_ray_engine_options(local_ray):
     assert ray.is_initialized()  # a Ray this process started before is left running
     with pytest.raises(PoisonlabError, match="asks for 3"):
         make_engine("ray", threads=3)
+
+
+@ray.remote(max_retries=0)
+def _raises(kind: str):
+    if kind == "ours":
+        raise PoisonlabError("a reason in the data")
+    if kind == "bug":
+        raise KeyError("a bug")
+    os._exit(1)  # the worker dies
+
+
+@pytest.mark.parametrize("kind", ["ours", "bug", "crash"])
+def test_a_task_failure_becomes_the_right_error(local_ray, kind):
+    from poisonlab.experiment.ray_engine import task_error
+
+    with pytest.raises(BaseException) as info:
+        ray.get(_raises.remote(kind))
+    error = task_error(info.value)
+    if kind == "ours":  # the cell fails alone, with our one-line message
+        assert type(error) is PoisonlabError and str(error) == "a reason in the data"
+    elif kind == "bug":  # a traceback stays a traceback
+        assert error is info.value and isinstance(error, ray.exceptions.RayTaskError)
+    else:  # Ray lost the worker: one line that says how to go on
+        assert type(error) is PoisonlabError and "Ray lost a training" in str(error) and "--resume" in str(error)
+        assert "\n" not in str(error)

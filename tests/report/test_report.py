@@ -107,6 +107,27 @@ def test_markdown_has_paper_tables_beside_ours(tmp_path):
         assert f"](plots/{png.name})" in md
 
 
+def test_threshold_free_views_are_in_the_report_when_the_file_has_them(tmp_path):
+    results = fake_results(tmp_path)
+    md = render_report(tmp_path)["markdown"].read_text()
+    # an older file without the new keys: the column shows "-" and there is no PR plot
+    assert "F1 at true rate (oracle)" in md and "| pca | 0.800 | 0.800 | 0.800 | 0.900 | n/a | n/a |" in md
+    assert not (tmp_path / "plots" / "label-flip-pr-curves.png").exists()
+    grid = np.linspace(0, 1, 101)
+    for name, scenario_ in results["attacks"]["label-flip"]["scenarios"].items():
+        if name in ("pca", "kmeans"):
+            scenario_.update(average_precision=0.85, f1_at_true_rate=0.9, pr_precision=list(1 - 0.5 * grid ** 2),
+                             roc_tpr=list(np.sqrt(grid)))
+    write_json(tmp_path / "results.json", results)
+    md = render_report(tmp_path)["markdown"].read_text()
+    assert "| pca | 0.800 | 0.800 | 0.800 | 0.900 | 0.850 | 0.900 |" in md
+    png = tmp_path / "plots" / "label-flip-pr-curves.png"
+    assert png.read_bytes().startswith(PNG_MAGIC) and f"](plots/{png.name})" in md
+    fig = plots.pr_curves_figure(results["attacks"]["label-flip"]["scenarios"], title="t")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "pca (AP 0.850)" in labels and "kmeans (AP 0.850)" in labels
+
+
 def test_no_paper_columns_for_another_dataset(tmp_path):
     results = fake_results(tmp_path, dataset="digits")
     table = figure2_table(results, "label-flip")

@@ -15,7 +15,8 @@ from poisonlab import __version__
 from poisonlab._io import check_output, save_npz, write_json
 from poisonlab.cli.common import add_train_options, read_training_record, status, train_config
 from poisonlab.data import PoisonedDataset, cache_dir, load_poisoned, read_npz
-from poisonlab.defenses import DETECTORS, FEATURE_KINDS, compute_features, run_defense, seeded_detector
+from poisonlab.defenses import (DETECTORS, FEATURE_KINDS, RECOMMENDED_DETECTOR, compute_features, run_defense,
+                                seeded_detector)
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment.store import array_fingerprint, digest
 from poisonlab.training import TrainConfig, evaluate, rebuild_model, train
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the model whose activations are the features and the retrained model. "
                                    "--list shows the defenses.")
     p.add_argument("--poisoned", type=Path, metavar="P.npz", help="a poisoned dataset from 'poisonlab attack'")
-    p.add_argument("--defense", metavar="NAME", help="a defense name (see --list)")
+    p.add_argument("--defense", metavar="NAME", default=RECOMMENDED_DETECTOR,
+                   help=f"a defense name (see --list; default {RECOMMENDED_DETECTOR}, the recommended one)")
     p.add_argument("--features", choices=FEATURE_KINDS, default="activations",
                    help="feature space: penultimate activations of a model trained on the poisoned data "
                         "(default), raw pixels, or PCA of the pixels. Activations and PCA are cached by the "
@@ -57,8 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.list:
         _print_defenses()
         return 0
-    missing = [flag for flag, value in (("--poisoned", args.poisoned), ("--defense", args.defense),
-                                        ("--out", args.out)) if value is None]
+    missing = [flag for flag, value in (("--poisoned", args.poisoned), ("--out", args.out)) if value is None]
     if missing:
         raise PoisonlabError(f"detect needs {', '.join(missing)} (or --list)")
     check_output(args.out)
@@ -158,7 +159,8 @@ def _print_defenses() -> None:
     width = max(len(name) for name in DETECTORS)
     for name in sorted(DETECTORS):
         doc = (DETECTORS[name].__doc__ or "").strip().splitlines()
-        print(f"{name:<{width}}  {doc[0] if doc else ''}", file=sys.stdout)
+        mark = " (default)" if name == RECOMMENDED_DETECTOR else ""
+        print(f"{name:<{width}}  {doc[0] if doc else ''}{mark}", file=sys.stdout)
 
 
 def _contamination(text: str) -> float | str:

@@ -9,6 +9,7 @@ from poisonlab.defenses.base import Detector
 from poisonlab.defenses.cluster import BirchDetector, DBSCANDetector, KMeansDetector, PCAKMeansDetector
 from poisonlab.defenses.confident_learning import ConfidentLearning
 from poisonlab.defenses.deep_knn import DeepKNN
+from poisonlab.defenses.ensemble import EnsembleDetector
 from poisonlab.defenses.knn import KNNDetector
 from poisonlab.defenses.pca import PCADetector
 from poisonlab.defenses.spectral import SpectralSignatures
@@ -25,7 +26,10 @@ DETECTORS: Registry[Detector] = Registry("defense", {
     "spectral": SpectralSignatures,
     "deep-knn": DeepKNN,
     "confident-learning": ConfidentLearning,
+    "ensemble": EnsembleDetector,
 })
+# the recommended detector: the default of ``poisonlab detect`` (``poisonlab reproduce`` keeps the paper's)
+RECOMMENDED_DETECTOR = "ensemble"
 
 
 def make_detector(name: str, **params: Any) -> Detector:
@@ -36,4 +40,4 @@ def make_detector(name: str, **params: Any) -> Detector:
     return DETECTORS.make(name, **params).check_params()
 
 
-__all__ = ["DETECTORS", "make_detector"]
+__all__ = ["DETECTORS", "RECOMMENDED_DETECTOR", "make_detector"]

@@ -443,4 +443,5 @@ class _AutoEpsDBSCAN:
             eps = float(np.quantile(dist[:, -1], self.eps_quantile)) * (len(sample) / len(Z)) ** (1 / Z.shape[1])
         if not eps > 0:
             raise PoisonlabError(f"DBSCAN eps must be > 0, got {eps}")
-        return DBSCAN(eps=eps, min_samples=min_samples).fit_predict(Z)
+        # the radius queries on every core: the same neighbourhoods, so the same clusters, in about half the time
+        return DBSCAN(eps=eps, min_samples=min_samples, n_jobs=-1).fit_predict(Z)

@@ -174,7 +174,7 @@ class ConfidentLearning(Detector):
     """
 
     def __init__(self, *, contamination="auto", filter_by: str = "prune_by_noise_rate", probabilities: str = "knn",
-                 n_neighbors: int = 20, n_components: int | None = 16, n_folds: int = 5, C: float = 1.0,
+                 n_neighbors: int = 20, n_components: int | None = 10, n_folds: int = 5, C: float = 1.0,
                  max_iter: int = 200, random_state: int = 0):
         self.contamination = contamination
         self.filter_by = filter_by

@@ -15,6 +15,8 @@ from sklearn.neighbors import NearestNeighbors
 
 # dimensions up to which the k-d tree is used
 TREE_MAX_DIM = 32
+# points per leaf: 32 answered 10-20 neighbour queries in 10 dimensions faster than scipy's default 16
+LEAF_SIZE = 32
 
 
 def nearest_neighbours(Z: np.ndarray, k: int, *, n_jobs: int | None = None) -> np.ndarray:
@@ -22,7 +24,8 @@ def nearest_neighbours(Z: np.ndarray, k: int, *, n_jobs: int | None = None) -> n
 
     Exact Euclidean neighbours. As in scikit-learn's ``kneighbors()``, the query asks for ``k + 1`` and
     drops the row itself, or, when duplicates crowd it out of those, the first (a duplicate at distance 0).
-    ``n_jobs``: query threads (``None``: 1; ``-1``: every core).
+    ``n_jobs``: query threads (``None`` or ``-1``: every core). The threads split the queries and never
+    wait for each other, so unlike a multi-threaded BLAS call they do not stall on a busy machine.
     """
     Z = np.asarray(Z)
     n = len(Z)
@@ -32,8 +35,8 @@ def nearest_neighbours(Z: np.ndarray, k: int, *, n_jobs: int | None = None) -> n
     if Z.shape[1] > TREE_MAX_DIM:
         return NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=n_jobs).fit(Z).kneighbors(
             return_distance=False)
-    tree = cKDTree(np.asarray(Z, dtype=np.float64))
-    _, found = tree.query(tree.data, k=k + 1, workers=1 if n_jobs is None else int(n_jobs))
+    tree = cKDTree(np.asarray(Z, dtype=np.float64), leafsize=LEAF_SIZE)
+    _, found = tree.query(tree.data, k=k + 1, workers=-1 if n_jobs is None else int(n_jobs))
     found = np.asarray(found, dtype=np.int64).reshape(n, k + 1)
     keep = found != np.arange(n)[:, None]
     crowded = keep.all(axis=1)

@@ -46,6 +46,24 @@ def poisonlab_training(job: TrainJob, x_train: np.ndarray, y_train: np.ndarray, 
     return run_job(dataclasses.replace(job, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test))
 
 
+def task_error(error: BaseException) -> BaseException:
+    """The exception a training's future carries for ``error``, the one its Ray task ended with.
+
+    A :class:`PoisonlabError` raised inside the task comes back as itself (a cell with a reason in its
+    data fails alone, as on the local engine); a failure of Ray itself (a worker that died more than
+    ``MAX_RETRIES`` times, a lost node or object) becomes a one-line :class:`PoisonlabError` that says the
+    finished stages are kept; any other error from the task (a bug) is left as it is, traceback and all.
+    """
+    if isinstance(error, ray.exceptions.RayTaskError):
+        cause = getattr(error, "cause", None)
+        return cause if isinstance(cause, PoisonlabError) else error
+    if isinstance(error, ray.exceptions.RayError):
+        first = (str(error).strip().splitlines() or [""])[0]
+        return PoisonlabError(f"Ray lost a training after {MAX_RETRIES} retries ({type(error).__name__}: {first}); "
+                              "finished stages are kept, rerun with --resume")
+    return error
+
+
 def _reachable(address: str, timeout: float = 5.0) -> None:
     """Refuse at once a ``HOST:PORT`` nothing listens on (``ray.init`` would retry for a minute)."""
     host, sep, port = address.rpartition(":")
@@ -140,7 +158,7 @@ class RayEngine:
         if error is None:
             future.set_result(done.result())
         else:
-            future.set_exception(error)
+            future.set_exception(task_error(error))
 
     def close(self, *, cancel: bool = False) -> None:
         """Drop the object refs (and with ``cancel`` the tasks still running); stop Ray if it was started here."""

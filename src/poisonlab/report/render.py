@@ -103,6 +103,12 @@ def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list
         blocks.append(Image(f"{stem}-runtime-f1.png",
                             plots.runtime_and_f1(scenarios, paper, title=f"Run time and detection F1 ({attack})"),
                             f"Defense run times and detection F1 under {attack}"))
+    if any(isinstance(scenarios[d].get("pr_precision"), list) for d in defenses_of(results, attack)):
+        mean_over = f", mean over {n_seeds(results)} seeds" if n_seeds(results) > 1 else ""
+        blocks.append(Image(f"{stem}-pr-curves.png",
+                            plots.pr_curves(scenarios, title=f"Precision-recall of the scores ({attack}"
+                                                             f"{mean_over})"),
+                            f"Precision-recall curve of each defense's scores under {attack}"))
     for seed, rel in sorted(entry.get("projections", {}).items())[:1]:
         projection = _read_projection(run_dir, rel)
         blocks.append(Image(f"{stem}-feature-space-seed{seed}.png",

@@ -1,0 +1,74 @@
+"""The recommended detector: flipped labels by the vote, clean-label groups by the spectral split, clean data kept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poisonlab.defenses import RECOMMENDED_DETECTOR, detection_metrics, make_detector
+from poisonlab.defenses.ensemble import split_in_two
+
+
+def blobs(seed: int, n_per_class: int = 300, n_classes: int = 4, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(n_classes, dim))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return (centres[y] + rng.normal(size=(len(y), dim))).astype(np.float32), y.astype(np.int64)
+
+
+def test_it_is_the_recommended_detector():
+    assert RECOMMENDED_DETECTOR == "ensemble"
+
+
+def test_flipped_labels_are_outvoted_and_no_group_is_claimed():
+    X, y = blobs(0)
+    rng = np.random.default_rng(1)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(len(y), 120, replace=False)] = True
+    y_noisy = y.copy()
+    y_noisy[flipped] = (y[flipped] + rng.integers(1, 4, flipped.sum())) % 4
+    detector = make_detector("ensemble").fit(X, y_noisy)
+    assert detection_metrics(flipped, detector.flagged_)["f1"] > 0.9
+    assert not any(r["accepted"] for r in detector.class_report_.values())
+
+
+def test_a_clean_label_group_is_found_without_the_poison_rate():
+    X, y = blobs(2)
+    rng = np.random.default_rng(3)
+    direction = rng.normal(size=X.shape[1])
+    direction /= np.linalg.norm(direction)
+    donors = rng.choice(np.flatnonzero(y == 1), 40, replace=False)
+    X = np.vstack([X, X[donors] + 6.0 * direction]).astype(np.float32)
+    y = np.r_[y, np.ones(40, dtype=np.int64)]  # the label is right: the vote cannot see them
+    is_poison = np.r_[np.zeros(len(y) - 40, dtype=bool), np.ones(40, dtype=bool)]
+    detector = make_detector("ensemble").fit(X, y)
+    assert detector.class_report_[1]["accepted"]
+    assert detection_metrics(is_poison, detector.flagged_)["f1"] > 0.9
+    assert detector.outvoted_[is_poison].max() <= 0.5  # found by the group, not the vote
+
+
+def test_clean_data_loses_almost_nothing():
+    for seed in range(3):
+        X, y = blobs(10 + seed)
+        detector = make_detector("ensemble").fit(X, y)
+        assert detector.flagged_.mean() < 0.02
+        assert not any(r["accepted"] for r in detector.class_report_.values())
+
+
+def test_a_class_made_of_three_equal_modes_is_not_a_poison_group():
+    rng = np.random.default_rng(5)
+    centres = rng.normal(scale=4.0, size=(12, 16))
+    y = np.repeat(np.arange(4), 600)
+    X = (centres[y * 3 + rng.integers(0, 3, len(y))] + rng.normal(size=(len(y), 16))).astype(np.float32)
+    detector = make_detector("ensemble").fit(X, y)
+    assert detector.flagged_.mean() < 0.02
+
+
+def test_split_in_two_is_the_exact_one_dimensional_two_means():
+    rng = np.random.default_rng(0)
+    values = np.r_[rng.normal(0, 1, 300), rng.normal(10, 1, 60)]
+    n_left, separation, cut = split_in_two(rng.permutation(values))
+    assert n_left == 300 and separation > 8 and 3 < cut < 7
+    brute = min(range(1, 360), key=lambda i: np.var(np.sort(values)[:i]) * i + np.var(np.sort(values)[i:]) * (360 - i))
+    assert brute == n_left
+    unimodal = split_in_two(rng.normal(size=5000))
+    assert 0.45 < unimodal[0] / 5000 < 0.55 and 2.4 < unimodal[1] < 3.0
