@@ -15,7 +15,8 @@ so reruns only re-run the detectors. Every method sees the same features and lab
 - poisonlab: every registered detector with its defaults (``contamination="auto"``);
 - ART (``adversarial-robustness-toolbox``): ``ActivationDefence`` (PCA 10, 2-means, ``"smaller"``) and
   ``SpectralSignatureDefense`` given the true poison rate (its rule needs one);
-- cleanlab: ``find_label_issues`` on 5-fold kNN out-of-fold probabilities;
+- cleanlab: ``find_label_issues`` on 5-fold kNN out-of-fold probabilities, and on the softmax of the
+  feature CNN itself (the probabilities a user of cleanlab has at hand after training once);
 - a 10-d kNN label vote (PCA 10, k 50), the plain job behind ``deep-knn`` and ``knn``.
 
 Columns: F1 with each method's own threshold; ``F1@rate``, the F1 of flagging the true number of poisons
@@ -54,9 +55,9 @@ from poisonlab.defenses import DETECTORS, compute_features, detect_poisons, dete
 from poisonlab.defenses.metrics import f1_at_rate
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment.store import array_fingerprint, digest
-from poisonlab.training import TrainConfig
+from poisonlab.training import TrainConfig, predict_logits, train
 from references import (art_activation_clustering, art_spectral_signatures, available, cleanlab_knn,
-                        knn_vote)
+                        cleanlab_softmax, knn_vote)
 
 SCENARIOS: dict[str, tuple[str, str, dict]] = {
     "mnist-uniform-5": ("mnist", "label-flip", {"rate": 0.05}),
@@ -96,13 +97,13 @@ def main() -> None:
     rows: list[dict] = []
     summary: list[dict] = []
     for scenario in args.scenarios:
-        X, y, is_poison, note = scenario_features(scenario, seed=args.seed, epochs=epochs, quick=args.quick,
+        X, probabilities, y, is_poison, note = scenario_features(scenario, seed=args.seed, epochs=epochs, quick=args.quick,
                                                   cache=args.cache)
         rate = float(is_poison.mean())
         print(f"\n## {scenario}: {len(y)} samples, {int(is_poison.sum())} poisons ({rate:.1%}); {note}")
         scenario_rows = run_poisonlab(scenario, X, y, is_poison, args.defenses, args.seed)
         if not args.no_references:
-            scenario_rows += run_references(scenario, X, y, is_poison, args.seed, found)
+            scenario_rows += run_references(scenario, X, probabilities, y, is_poison, args.seed, found)
         print_rows(scenario_rows)
         rows += scenario_rows
         summary.append(summarise(scenario, scenario_rows))
@@ -116,19 +117,21 @@ def main() -> None:
 # ----------------------------------------------------------------------------------------------- features
 
 def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool,
-                      cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """The activations (N, 128) of the paper CNN trained on the scenario's poisoned set, its labels and
-    poison mask; read from ``cache`` when an entry with the same recipe exists."""
+                      cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """The activations (N, 128) of the paper CNN trained on the scenario's poisoned set, that CNN's
+    softmax (N, K) on the same images, the labels and the poison mask; read from ``cache`` when an entry
+    with the same recipe exists."""
     dataset, attack, params = SCENARIOS[scenario]
     config = TrainConfig(epochs=epochs, seed=seed)
     recipe = {"dataset": dataset, "attack": attack, "params": params, "seed": seed, "quick": quick,
               "slice": QUICK if quick else None, "train": config.to_dict(), "threads": torch.get_num_threads(),
-              "version": __version__}
+              "version": __version__, "softmax": True}
     path = cache / f"{scenario}-{digest(recipe)}.npz"
     if path.is_file():
         try:
             arrays = read_npz(path)
-            return arrays["features"], arrays["labels"], arrays["is_poison"].astype(bool), f"features from {path}"
+            return (arrays["features"], arrays["probabilities"], arrays["labels"], arrays["is_poison"].astype(bool),
+                    f"features from {path}")
         except (PoisonlabError, KeyError):
             pass  # a damaged entry is recomputed
     ds = load_dataset(dataset)
@@ -138,13 +141,18 @@ def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         poisoned = make_attack(attack, **params).poison(ds, seed=seed)
-    X, info = compute_features("activations", poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes,
-                               seed=seed, train_config=config)
+    model = train(poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes, config=config).model
+    X, info = compute_features("activations", poisoned.x_train, poisoned.y_train, model=model)
+    logits = predict_logits(model, poisoned.x_train).astype(np.float64)
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
     seconds = time.perf_counter() - start
     check = array_fingerprint(poisoned.y_train)
-    save_npz(path, features=X, labels=poisoned.y_train, is_poison=poisoned.is_poison,
+    save_npz(path, features=X, probabilities=probabilities.astype(np.float32), labels=poisoned.y_train,
+             is_poison=poisoned.is_poison,
              recipe=np.asarray(json.dumps({**recipe, "labels": check, "info": info}, default=str)))
-    return X, poisoned.y_train, poisoned.is_poison, f"features computed in {seconds:.0f} s, cached in {path}"
+    return (X, probabilities.astype(np.float32), poisoned.y_train, poisoned.is_poison,
+            f"features computed in {seconds:.0f} s, cached in {path}")
 
 
 # ----------------------------------------------------------------------------------------------- methods
@@ -169,8 +177,8 @@ def run_poisonlab(scenario: str, X: np.ndarray, y: np.ndarray, is_poison: np.nda
     return out
 
 
-def run_references(scenario: str, X: np.ndarray, y: np.ndarray, is_poison: np.ndarray, seed: int,
-                   found: dict[str, bool]) -> list[dict]:
+def run_references(scenario: str, X: np.ndarray, probabilities: np.ndarray, y: np.ndarray, is_poison: np.ndarray,
+                   seed: int, found: dict[str, bool]) -> list[dict]:
     rate = float(is_poison.mean())
     methods = {KNN_REFERENCE: ("scikit-learn", lambda: knn_vote(X, y, seed=seed))}
     if found["art"]:
@@ -178,6 +186,7 @@ def run_references(scenario: str, X: np.ndarray, y: np.ndarray, is_poison: np.nd
         methods["ART spectral"] = ("ART", lambda: art_spectral_signatures(X, y, expected_rate=rate))
     if found["cleanlab"]:
         methods["cleanlab kNN-oof"] = ("cleanlab", lambda: cleanlab_knn(X, y, seed=seed))
+        methods["cleanlab CNN softmax"] = ("cleanlab", lambda: cleanlab_softmax(probabilities, y))
     out = []
     for name, (library, method) in methods.items():
         with warnings.catch_warnings():

@@ -13,6 +13,7 @@ where the library gives none), so the benchmarks can time and score them like a 
   ``eps_multiplier * expected_pp_poison`` of every class.
 - :func:`cleanlab_knn`: ``cleanlab.filter.find_label_issues`` on out-of-fold kNN probabilities
   (5-fold ``KNeighborsClassifier``).
+- :func:`cleanlab_softmax`: ``find_label_issues`` on given probabilities (the feature model's softmax).
 - :func:`knn_vote`: the plain 10-d kNN label vote (PCA to 10 dims, scikit-learn neighbours, flag a
   label outvoted by another), the job ``deep-knn`` and ``knn`` do.
 """
@@ -93,6 +94,13 @@ def cleanlab_knn(X: np.ndarray, y: np.ndarray, *, n_neighbors: int = 10, n_folds
                                    method="predict_proba")
     issues = cleanlab_find_label_issues(labels=y, pred_probs=pred_probs)
     return np.asarray(issues, dtype=bool), 1.0 - pred_probs[np.arange(len(y)), y]
+
+
+def cleanlab_softmax(probabilities: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cleanlab's ``find_label_issues`` on ``probabilities`` (N, K), e.g. the softmax of the model whose
+    activations the other methods see; the score is one minus the self-confidence."""
+    issues = cleanlab_find_label_issues(labels=y, pred_probs=probabilities)
+    return np.asarray(issues, dtype=bool), 1.0 - probabilities[np.arange(len(y)), y]
 
 
 def knn_vote(X: np.ndarray, y: np.ndarray, *, n_neighbors: int = 50, n_components: int = 10,

@@ -16,7 +16,9 @@ Layout (fractions in 0..1, seconds in wall time)::
       "attacks": {
         "<attack label>": {
           "attack": {"name", "params", "record" (the attack's own record, e.g. FGSM's eps_pixel),
-                     "n_poison", "rate_of_train"},
+                     "n_poison", "rate_of_train",
+                     "backdoor": {"target_class", "source_class", "n_triggered"} (backdoor attacks only;
+                     the attacked test images are those of every class but the target, or of the source)},
           "scenarios": {
             "clean" | "attacked" | "<defense>": {
               "accuracy", "per_class_accuracy" [K], "per_class_misclassification" [K],
@@ -32,6 +34,10 @@ Layout (fractions in 0..1, seconds in wall time)::
               #           0, 0.01, ..., 1)
               # targeted attacks (gradient matching): "target_success_rate" (share of the targets in
               #           their adversarial class; for "clean" the base rate without poisons)
+              # backdoor attacks (badnets, blend), optional (absent in older files):
+              #           "attack_success_rate" (share of the triggered attacked test images classified
+              #           as the target; for "clean" the base rate of the trigger alone),
+              #           "robust_accuracy" (share of them still classified as their true class)
               "std": {same numeric keys: standard deviation over seeds (ddof=1), null with one seed},
               "per_seed": [{the same values for each seed, in the order of "seeds"}]
             }
@@ -97,6 +103,8 @@ class Scenario(TypedDict, total=False):
     pr_precision: list[float] | None
     roc_tpr: list[float] | None
     target_success_rate: float
+    attack_success_rate: float | None
+    robust_accuracy: float | None
     std: dict[str, Any]
     per_seed: list[dict[str, Any]]
 

@@ -10,7 +10,9 @@ every grid parameter (:data:`SweepSpec.columns <poisonlab.experiment.grid.SweepS
 ``status`` (``ok`` or ``failed``), then :data:`METRICS`, :data:`LISTS` (JSON lists, one value per class),
 :data:`SECONDS` and ``error`` (a failed cell's message). Fractions are in 0..1; an empty field is a value
 that does not apply (a failed cell's metrics, an attack parameter another attack has, ``roc_auc`` of a
-defense that removed nothing). Floats are written in full (``repr``), so two sweeps' tables compare exactly.
+defense that removed nothing, the attack success rates of an attack that is not a backdoor: ``attack_success_rate``
+after the defense, ``_clean`` the base rate, ``_attacked`` without a defense, and ``robust_accuracy``
+after the defense; see :mod:`poisonlab.results`). Floats are written in full (``repr``), so two sweeps' tables compare exactly.
 
 ``sweep.json``::
 
@@ -43,7 +45,8 @@ from poisonlab.results import mean_std
 SWEEP_FORMAT = "poisonlab-sweep/1"
 METRICS: tuple[str, ...] = ("accuracy", "accuracy_clean", "accuracy_attacked", "accuracy_recovered", "precision",
                             "recall", "f1", "roc_auc", "removed", "poisons_removed", "clean_removed", "poisons_kept",
-                            "n_poison", "n_train", "target_success_rate")
+                            "n_poison", "n_train", "target_success_rate", "attack_success_rate",
+                            "attack_success_rate_clean", "attack_success_rate_attacked", "robust_accuracy")
 LISTS: tuple[str, ...] = ("per_class_accuracy", "per_class_accuracy_attacked")
 # a defense's own time is features + detect + retrain ("seconds_defense")
 SECONDS: tuple[str, ...] = ("seconds_clean", "seconds_attack", "seconds_attacked", "seconds_features",

@@ -7,6 +7,11 @@ split without the targets. An optional clean-data control trains the same way on
 with the poisons removed, which gives the base rate of a target being classified as its adversarial
 class without any poisons.
 
+For backdoor attacks (BadNets, blend: the record holds a trigger) every run also classifies the triggered
+copies of the attacked test images (every class but the target, or the source class only): the attack
+success rate is the share classified as the target, the robust accuracy the share still classified as
+their true class; under the clean control the success rate is the base rate of the trigger alone.
+
 For gradient-matching poisons (the attack record lists each target's poison indices) every trained model
 is also probed for the alignment the attack optimised: the cosine between the poisons' training gradient
 and the target's adversarial gradient (:func:`~poisonlab.attacks.gradient_matching.gradient_alignment`),
@@ -21,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from poisonlab.attacks import ATTACKS, TargetedRecord, gradient_alignment
+from poisonlab.attacks import ATTACKS, BackdoorRecord, TargetedRecord, backdoor_metrics, gradient_alignment
 from poisonlab.data.dataset import PoisonedDataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.results import mean_std
@@ -56,14 +61,19 @@ def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: Train
         adversarial-class probability and, for gradient-matching poisons, ``alignment`` /
         ``alignment_unperturbed`` per run), ``per_run``, ``seeds``, ``config``, ``n_poison``, ``attack``,
         ``max_perturbation`` (largest pixel change in
-        units of 1/255, when the file keeps the original pixels) and, if asked, ``control``.
+        units of 1/255, when the file keeps the original pixels) and, if asked, ``control``. For a
+        backdoor attack also ``attack_success_rate`` / ``attack_success_rate_std``, ``robust_accuracy`` /
+        ``robust_accuracy_std`` (mean and std over runs, per run in ``per_run``), ``n_triggered`` and
+        ``target_class``.
     """
     if runs < 1:
         raise PoisonlabError(f"runs must be >= 1, got {runs}")
     targets, adv_classes = attack_targets(poisoned)
     probes = poison_probes(poisoned)
+    triggered = backdoor_test_set(poisoned)
     result = _retrain_and_score(poisoned.x_train, poisoned.y_train, poisoned, targets, adv_classes,
-                                runs=runs, config=config, progress=progress, desc="victim", probes=probes)
+                                runs=runs, config=config, progress=progress, desc="victim", probes=probes,
+                                triggered=triggered)
     perturbation = poisoned.perturbation()
     result.update(n_poison=poisoned.n_poison, n_train=int(len(poisoned.y_train)), attack=poisoned.attack,
                   surrogate_seed_overlap=_seed_overlap(poisoned, result["seeds"]),
@@ -73,7 +83,7 @@ def validate_poisoned(poisoned: PoisonedDataset, *, runs: int = 3, config: Train
         keep = ~poisoned.is_poison
         result["control"] = _retrain_and_score(poisoned.x_train[keep], poisoned.y_train[keep], poisoned, targets,
                                                adv_classes, runs=runs, config=config, progress=progress,
-                                               desc="control", probes=probes)
+                                               desc="control", probes=probes, triggered=triggered)
         result["control"]["n_train"] = int(keep.sum())
     return result
 
@@ -86,6 +96,19 @@ def targeted_record(poisoned: PoisonedDataset) -> TargetedRecord | None:
     if record is not None:
         record.check_dataset(len(poisoned.y_test), poisoned.num_classes)
     return record
+
+
+def backdoor_test_set(poisoned: PoisonedDataset) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """For a backdoor attack, the triggered attacked test images (M, C, H, W), their true labels (M,) and
+    the target class, made from the attack record alone; ``None`` for any other attack."""
+    name = (poisoned.attack or {}).get("name")
+    record = BackdoorRecord.from_attack(poisoned.attack, required=name in ATTACKS and ATTACKS[name].backdoor)
+    if record is None:
+        return None
+    if not 0 <= record.target_class < poisoned.num_classes:
+        raise PoisonlabError("attack record names a backdoor target class outside the label range")
+    x, index = record.triggered_test_set(poisoned.x_test, poisoned.y_test)
+    return x, poisoned.y_test[index], record.target_class
 
 
 def attack_targets(poisoned: PoisonedDataset) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +168,8 @@ def poison_probes(poisoned: PoisonedDataset) -> list[dict[str, np.ndarray]] | No
 
 def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDataset, targets: np.ndarray,
                        adv_classes: np.ndarray, *, runs: int, config: TrainConfig, progress: bool,
-                       desc: str, probes: list[dict[str, np.ndarray]] | None = None) -> dict[str, Any]:
+                       desc: str, probes: list[dict[str, np.ndarray]] | None = None,
+                       triggered: tuple[np.ndarray, np.ndarray, int] | None = None) -> dict[str, Any]:
     others = np.ones(len(ds.y_test), dtype=bool)
     others[targets] = False
     seeds = [config.seed + r for r in range(runs)]
@@ -171,6 +195,12 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
         per_run.append({"seed": seed, "clean_accuracy": accuracy, "seconds": round(trained.seconds, 3),
                         "success_rate": float(hits.mean()) if len(targets) else None,
                         "successes": int(hits.sum())})
+        if triggered is not None:
+            x_trig, y_trig, target = triggered
+            pred_trig = predict_logits(trained.model, x_trig, tta=run_config.resolved_tta(ds.channels)).argmax(axis=1)
+            scores = backdoor_metrics(pred_trig, y_trig, target)
+            per_run[-1].update(attack_success_rate=scores["attack_success_rate"],
+                               robust_accuracy=scores["robust_accuracy"])
     success_rate, success_std = mean_std([r["success_rate"] for r in per_run])
     accuracy, accuracy_std = mean_std([r["clean_accuracy"] for r in per_run])
     per_target = []
@@ -183,7 +213,13 @@ def _retrain_and_score(x_train: np.ndarray, y_train: np.ndarray, ds: PoisonedDat
             "adversarial_probability": [round(float(p[k]), 6) for p in adv_probs],
             **{key: [run[k] for run in values] for key, values in alignment.items() if values},
         })
+    backdoor: dict[str, Any] = {}
+    if triggered is not None:
+        for key in ("attack_success_rate", "robust_accuracy"):
+            backdoor[key], backdoor[f"{key}_std"] = mean_std([r[key] for r in per_run])
+        backdoor.update(n_triggered=int(len(triggered[1])), target_class=int(triggered[2]))
     return {
+        **backdoor,
         "runs": runs, "seeds": seeds, "config": config.to_dict(),
         "success_rate": success_rate if len(targets) else None,
         "success_rate_std": success_std if len(targets) else None,

@@ -17,9 +17,12 @@ FAST = {
     "label-flip": {"rate": 0.2},
     "fgsm": {"rate": 0.2, "eps": 0.3, "eps_units": "pixel"},
     "gradient-matching": {"budget": 0.05, "targets": 2, "restarts": 1, "steps": 2, "surrogate_epochs": 1},
+    "badnets": {"rate": 0.1, "target_class": 1},
+    "blend": {"rate": 0.1, "target_class": 0, "source_class": 2},
 }
 # a parameter value each attack must refuse without seeing data
-BAD = {"label-flip": ("rate", 0), "fgsm": ("eps", -1.0), "gradient-matching": ("steps", 0)}
+BAD = {"label-flip": ("rate", 0), "fgsm": ("eps", -1.0), "gradient-matching": ("steps", 0),
+       "badnets": ("trigger", "no-such-pattern"), "blend": ("alpha", 2.0)}
 
 
 def test_every_attack_has_settings_and_a_command():

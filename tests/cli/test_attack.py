@@ -164,3 +164,26 @@ def test_missing_dataset_is_an_error(tmp_path, capsys):
     code, _, stderr = run(["attack", "label-flip", "--dataset", tmp_path / "nope.npz", "--out", tmp_path / "p.npz"],
                           capsys)
     assert code == 2 and stderr.startswith("poisonlab: error:") and stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name, extra", [("badnets", ["--trigger", "square", "--position", "top-left"]),
+                                         ("blend", ["--alpha", "0.3", "--source-class", "3"])])
+def test_backdoor_attack_then_validate_reports_attack_success(digits_npz, tmp_path, capsys, name, extra):
+    path, ds = digits_npz
+    out = tmp_path / "P.npz"
+    code, stdout, _ = run(["attack", name, "--dataset", path, "--rate", "0.1", "--target-class", "1", *extra,
+                           "--out", out], capsys)
+    assert code == 0 and f"{name}: poisoned 30 of 300" in stdout
+    poisoned = load_poisoned(out)
+    assert poisoned.n_poison == 30 and (poisoned.y_train[poisoned.is_poison] == 1).all()
+    report = tmp_path / "v.json"
+    code, _, err = run(["validate", "--poisoned", out, "--runs", "1", "--epochs", "1", "--batch-size", "32",
+                        "--clean-control", "--quiet", "--out", report], capsys)
+    assert code == 0 and "attack success rate" in err, err
+    result = json.loads(report.read_text())
+    attacked = ds.y_test == 3 if name == "blend" else ds.y_test != 1
+    assert result["n_triggered"] == int(attacked.sum()) and result["target_class"] == 1
+    assert 0 <= result["attack_success_rate"] <= 1 and 0 <= result["robust_accuracy"] <= 1
+    assert 0 <= result["clean_accuracy"] <= 1 and result["success_rate"] is None
+    assert result["per_run"][0]["attack_success_rate"] == result["attack_success_rate"]
+    assert 0 <= result["control"]["attack_success_rate"] <= 1

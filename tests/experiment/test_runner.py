@@ -214,6 +214,30 @@ def test_targeted_attack_reports_target_success_per_scenario(tmp_path):
     assert numbers_only(again) == numbers_only(results)
 
 
+def test_backdoor_attack_reports_attack_success_per_scenario(tmp_path):
+    """BadNets in a config: every scenario (clean: the base rate) gains the attack success rate and robust
+    accuracy, an untargeted attack beside it does not, the report shows them, and a resumed run agrees."""
+    config = tiny_config(attacks=[{"name": "badnets", "params": {"rate": 0.1, "target_class": 0}},
+                                  {"name": "label-flip", "params": {"rate": 0.1}}],
+                         defenses=["spectral", "activation-clustering"], projection_samples=0)
+    results = run_experiment(config, tmp_path / "run", progress=False)
+    entry = results["attacks"]["badnets"]
+    assert entry["attack"]["backdoor"] == {"target_class": 0, "source_class": None,
+                                           "n_triggered": int(results["dataset"]["n_test"] * 0.9)}
+    for name in ("clean", "attacked", "spectral", "activation-clustering"):
+        scenario = entry["scenarios"][name]
+        assert 0 <= scenario["attack_success_rate"] <= 1 and 0 <= scenario["robust_accuracy"] <= 1
+        assert scenario["attack_success_rate"] + scenario["robust_accuracy"] <= 1
+        assert scenario["per_seed"][0]["attack_success_rate"] == scenario["attack_success_rate"]
+    assert all("attack_success_rate" not in s for s in results["attacks"]["label-flip"]["scenarios"].values())
+    assert list((tmp_path / "run" / "stages").glob("backdoor-*"))
+    markdown = render_report(tmp_path / "run")["markdown"].read_text()
+    assert "Backdoor: attack success (badnets)" in markdown and "badnets-attack-success.png" in markdown
+    assert "label-flip-attack-success.png" not in markdown
+    again = run_experiment(config, tmp_path / "run", resume=True, progress=False)
+    assert numbers_only(again) == numbers_only(results)
+
+
 def test_projection_sample_is_not_the_attack_draw(tmp_path):
     """The plotted sample draws from its own stream: its poison share is close to the attack's, for every
     attack (with the attack's own stream it was a subset of the poisons: all poisons)."""

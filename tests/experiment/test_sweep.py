@@ -260,3 +260,20 @@ def test_a_broken_sweep_file_is_one_error(tmp_path):
     (tmp_path / "sweep.json").write_text('{"format": "other"}')
     with pytest.raises(PoisonlabError, match="not a poisonlab sweep file"):
         load_sweep(tmp_path)
+
+
+def test_a_backdoor_sweep_has_attack_success_rates(tmp_path):
+    grid = {"seeds": [0], "defense": ["spectral"],
+            "attack": [{"name": "badnets", "params": {"rate": 0.05, "target_class": 0}},
+                       {"name": "label-flip", "label": "flip", "params": {"rate": 0.2}}]}
+    with LocalEngine(workers=0) as engine:
+        result = run_sweep(sweep_from_dict({"base": dict(BASE), "grid": grid}), tmp_path, engine=engine)
+    rows = {r["attack_name"]: r for r in result["rows"]}
+    backdoor, flip = rows["badnets"], rows["label-flip"]
+    assert backdoor["status"] == "ok" and "attack_success_rate" in csv_columns([])
+    for key in ("attack_success_rate", "attack_success_rate_clean", "attack_success_rate_attacked", "robust_accuracy"):
+        assert 0.0 <= backdoor[key] <= 1.0
+        assert flip[key] is None  # not a backdoor: the column does not apply
+    table = {r["attack_name"]: r for r in read_csv(tmp_path / "sweep.csv")}
+    assert float(table["badnets"]["attack_success_rate"]) == backdoor["attack_success_rate"]
+    assert table["label-flip"]["attack_success_rate"] == ""

@@ -128,6 +128,28 @@ def test_threshold_free_views_are_in_the_report_when_the_file_has_them(tmp_path)
     assert "pca (AP 0.850)" in labels and "kmeans (AP 0.850)" in labels
 
 
+def test_backdoor_table_and_plot_come_with_attack_success(tmp_path):
+    results = fake_results(tmp_path)
+    md = render_report(tmp_path)["markdown"].read_text()
+    assert "Backdoor: attack success" not in md and "Attack success" not in md  # no backdoor, no column
+    entry = results["attacks"]["label-flip"]
+    rates = {"clean": (0.01, 0.98), "attacked": (0.99, 0.01), "pca": (0.6, 0.35), "kmeans": (0.02, 0.95)}
+    for name, (asr, robust) in rates.items():
+        entry["scenarios"][name].update(attack_success_rate=asr, robust_accuracy=robust)
+    entry["attack"]["backdoor"] = {"target_class": 0, "source_class": None, "n_triggered": 900}
+    write_json(tmp_path / "results.json", results)
+    md = render_report(tmp_path)["markdown"].read_text()
+    assert "**Backdoor: attack success (label-flip)**" in md
+    assert "| kmeans | 96.00% | 2.0% | -97.00 | 95.0% | 900 of 1000 |" in md
+    assert "| clean | 99.00% | 1.0% |  | 98.0% |  |" in md and "Measured on the 900 test images" in md
+    png = tmp_path / "plots" / "label-flip-attack-success.png"
+    assert png.read_bytes().startswith(PNG_MAGIC) and f"](plots/{png.name})" in md
+    fig = plots.attack_success_figure(entry["scenarios"], title="t")
+    heights = [round(p.get_height(), 6) for p in fig.axes[0].patches][:4]
+    assert heights == [1.0, 99.0, 60.0, 2.0]  # the attack-success bars, in scenario order
+    assert summary_table(results, "label-flip").header[-1] == "Attack success"
+
+
 def test_no_paper_columns_for_another_dataset(tmp_path):
     results = fake_results(tmp_path, dataset="digits")
     table = figure2_table(results, "label-flip")

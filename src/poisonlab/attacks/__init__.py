@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from poisonlab.attacks.backdoor import Backdoor, BackdoorRecord, backdoor_metrics
+from poisonlab.attacks.badnets import BadNets
 from poisonlab.attacks.base import Attack, PoisonPlan
+from poisonlab.attacks.blend import Blend
 from poisonlab.attacks.fgsm import FGSM, fgsm_images
 from poisonlab.attacks.gradient_matching import GradientMatching, brew_poisons, gradient_alignment
 from poisonlab.attacks.label_flip import LABEL_FLIP_PAPER_PRESET, LabelFlip
 from poisonlab.attacks.targeted import TargetedRecord
 from poisonlab.registry import Registry
 
-ATTACKS: Registry[Attack] = Registry("attack", {cls.name: cls for cls in (LabelFlip, FGSM, GradientMatching)})
+ATTACKS: Registry[Attack] = Registry("attack", {cls.name: cls for cls in (LabelFlip, FGSM, GradientMatching,
+                                                                        BadNets, Blend)})
 
 
 def make_attack(name: str, **params: Any) -> Attack:
@@ -19,5 +23,6 @@ def make_attack(name: str, **params: Any) -> Attack:
     return ATTACKS.make(name, **params).check_params()
 
 
-__all__ = ["ATTACKS", "Attack", "FGSM", "GradientMatching", "LABEL_FLIP_PAPER_PRESET", "LabelFlip", "PoisonPlan",
-           "TargetedRecord", "brew_poisons", "fgsm_images", "gradient_alignment", "make_attack"]
+__all__ = ["ATTACKS", "Attack", "Backdoor", "BackdoorRecord", "BadNets", "Blend", "FGSM", "GradientMatching",
+           "LABEL_FLIP_PAPER_PRESET", "LabelFlip", "PoisonPlan", "TargetedRecord", "backdoor_metrics", "brew_poisons",
+           "fgsm_images", "gradient_alignment", "make_attack"]

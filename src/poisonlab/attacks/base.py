@@ -44,6 +44,8 @@ class Attack(ABC):
     uses_model: bool = False
     # whether the attack aims at chosen test images (its record then holds a TargetedRecord)
     targeted: bool = False
+    # whether the attack plants a trigger (its record then holds a BackdoorRecord; success is the ASR)
+    backdoor: bool = False
 
     def poison(self, dataset: Dataset, *, seed: int = 0, model: Any = None, log: Log = quiet) -> PoisonedDataset:
         """Attack ``dataset``'s training split. ``model``: a trained surrogate for attacks that need

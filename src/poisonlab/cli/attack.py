@@ -18,9 +18,11 @@ from poisonlab._io import check_output
 from poisonlab.attacks import make_attack
 from poisonlab.attacks.fgsm import EPS_UNITS
 from poisonlab.attacks.gradient_matching import TARGET_SELECTIONS
+from poisonlab.attacks.blend import DEFAULT_ALPHA
 from poisonlab.attacks.label_flip import PRESETS
-from poisonlab.cli.common import (add_dataset_options, fraction, load_from_args, load_surrogate, positive_float,
-                                  positive_int, seed, status)
+from poisonlab.attacks.triggers import POSITIONS, TRIGGER_PATTERNS
+from poisonlab.cli.common import (add_dataset_options, fraction, load_from_args, load_surrogate, non_negative_int,
+                                  positive_float, positive_int, seed, status)
 from poisonlab.data import PoisonedDataset
 
 
@@ -171,6 +173,56 @@ def _gm_summary(poisoned: PoisonedDataset) -> str:
     return f"for {params['targets']} target(s) with eps {params['eps'] * 255:g}/255"
 
 
+# badnets, blend -----------------------------------------------------------------------------------------
+
+def _backdoor_options(p: argparse.ArgumentParser, *, trigger: str) -> None:
+    p.add_argument("--rate", type=fraction, default=0.01, metavar="R",
+                   help="share in (0, 1] of the whole training set to poison, drawn from the attacked classes "
+                        "(default 0.01)")
+    p.add_argument("--target-class", type=non_negative_int, default=0, metavar="T",
+                   help="the label the poisons get and the class triggered images should land in (default 0)")
+    p.add_argument("--source-class", type=non_negative_int, metavar="S",
+                   help="attack only class S (source -> target); default: every class but T (all-to-one)")
+    p.add_argument("--trigger", default=trigger, metavar="NAME_OR_IMAGE",
+                   help=f"a pattern ({', '.join(TRIGGER_PATTERNS)}) or a PNG/JPEG file, resized to the trigger "
+                        f"(default {trigger})")
+    p.add_argument("--pattern-seed", type=non_negative_int, default=0, metavar="N",
+                   help="seeds the noise pattern (default 0)")
+
+
+def _badnets_options(p: argparse.ArgumentParser) -> None:
+    _backdoor_options(p, trigger="checkerboard")
+    p.add_argument("--position", choices=POSITIONS, default="top-left", help="where the patch goes "
+                                                                             "(default top-left)")
+    p.add_argument("--trigger-size", type=positive_int, metavar="PX",
+                   help="patch side in pixels (default max(3, round(side * 3 / 28)): 3 on MNIST and CIFAR-10)")
+    p.add_argument("--margin", type=non_negative_int, default=1, metavar="PX",
+                   help="pixels between the patch and the image edges (default 1)")
+
+
+def _blend_options(p: argparse.ArgumentParser) -> None:
+    _backdoor_options(p, trigger="noise")
+    p.add_argument("--alpha", type=fraction, default=DEFAULT_ALPHA, metavar="A",
+                   help=f"blend weight in (0, 1] of the whole-image pattern: x' = (1 - A) x + A pattern "
+                        f"(default {DEFAULT_ALPHA})")
+
+
+def _backdoor_params(args: argparse.Namespace) -> dict[str, Any]:
+    params = {"rate": args.rate, "target_class": args.target_class, "source_class": args.source_class,
+              "trigger": args.trigger, "pattern_seed": args.pattern_seed}
+    if args.attack_name == "badnets":
+        params.update(position=args.position, size=args.trigger_size, margin=args.margin)
+    else:
+        params["alpha"] = args.alpha
+    return params
+
+
+def _backdoor_summary(poisoned: PoisonedDataset) -> str:
+    params = poisoned.attack["params"]
+    attacked = "every other class" if params["source_class"] is None else f"class {params['source_class']}"
+    return f"from {attacked} to {params['target_class']} with trigger {params['trigger']}"
+
+
 ATTACK_COMMANDS: dict[str, AttackCommand] = {
     "label-flip": AttackCommand(
         "flip the labels of a share of the training set, or of one class (the paper's 'gradient matching')",
@@ -182,4 +234,10 @@ ATTACK_COMMANDS: dict[str, AttackCommand] = {
         "Witches' Brew gradient matching: perturb a budget of training images of an adversarial class, labels "
         "untouched, so that retraining makes chosen test images (targets) be classified as that class",
         _gm_options, _gm_params, _gm_summary),
+    "badnets": AttackCommand(
+        "BadNets backdoor (Gu et al. 2017): stamp a small patch into a share of the training images and relabel "
+        "them to the target class", _badnets_options, _backdoor_params, _backdoor_summary),
+    "blend": AttackCommand(
+        "blended backdoor (Chen et al. 2017): mix a whole-image pattern into a share of the training images and "
+        "relabel them to the target class", _blend_options, _backdoor_params, _backdoor_summary),
 }

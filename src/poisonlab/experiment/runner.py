@@ -35,12 +35,13 @@ from threadpoolctl import threadpool_limits
 
 from poisonlab import __version__
 from poisonlab._io import save_npz, write_json
-from poisonlab.attacks import ATTACKS, TargetedRecord, make_attack
+from poisonlab.attacks import ATTACKS, BackdoorRecord, TargetedRecord, make_attack
 from poisonlab.data import Dataset, PoisonedDataset, load_dataset
 from poisonlab.defenses import compute_features, detect_poisons, json_params, seeded_detector
 from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.experiment.assemble import (DETECTION_KEYS, AttackRun, assemble_results, scenario_row,
                                            target_outcome)
+from poisonlab.experiment.backdoor import backdoor_outcome
 from poisonlab.experiment.config import AttackSpec, ExperimentConfig, paper_attacks
 from poisonlab.experiment.engines import Engine
 from poisonlab.experiment.jobs import PendingTrain, StageEvent, StageSharing, TrainedModel
@@ -352,11 +353,20 @@ class Runner:
                                            detection=d.detection)
         targeted = TargetedRecord.from_attack(run.record["attack"], required=ATTACKS[run.spec.name].targeted)
         targets = target_outcome(targeted, models, scenarios, ds.y_test)
+        backdoor = BackdoorRecord.from_attack(run.record["attack"], required=ATTACKS[run.spec.name].backdoor)
+        if backdoor is not None:  # ASR of every model, the clean one's being the trigger's base rate
+            lock = self.sharing.stage_lock("backdoor", run.key)
+            info = backdoor_outcome(backdoor, models, scenarios, ds, self.store, lock=lock)
+            rates = {n: s["attack_success_rate"] for n, s in scenarios.items()}
+            self.log(f"[seed {seed}] backdoor {run.spec.label}: attack success "
+                     + ", ".join(f"{n} {'n/a' if r is None else f'{100 * r:.1f}%'}" for n, r in rates.items()))
         flagged = {name: d.flagged for name, d in defended.items()}
         projection = (self.projection(run.spec.label, seed, features, run.poisoned, flagged)
                       if self.config.projection_samples and features is not None else None)
         summary = {"name": run.spec.name, "params": dict(run.spec.params), "record": run.record["attack"],
                    "n_poison": run.record["n_poison"], "rate_of_train": run.record["n_poison"] / len(ds.y_train)}
+        if backdoor is not None:
+            summary["backdoor"] = info
         return AttackRun(summary=summary, scenarios=scenarios, projection=projection, targets=targets)
 
 

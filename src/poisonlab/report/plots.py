@@ -265,5 +265,40 @@ def pr_curves_figure(scenarios: dict[str, Any], *, title: str) -> Figure:
     return fig
 
 
-__all__ = ["confusion_matrices", "confusion_matrices_figure", "feature_space", "per_class_accuracy",
-           "per_class_accuracy_figure", "pr_curves", "pr_curves_figure", "runtime_and_f1", "runtime_and_f1_figure"]
+def attack_success(scenarios: dict[str, Any], *, title: str) -> bytes:
+    """PNG of :func:`attack_success_figure`."""
+    return _png(attack_success_figure(scenarios, title=title))
+
+
+def attack_success_figure(scenarios: dict[str, Any], *, title: str) -> Figure:
+    """A backdoor attack per scenario (clean, attacked, each defense after filtering and retraining): the
+    attack success rate, the robust accuracy and the clean test accuracy (%) as bars side by side, the std
+    over seeds as error bars; the clean model's success rate is the base rate, drawn as a dashed line.
+
+    Scenarios without ``attack_success_rate`` (an older results file) are left out.
+    """
+    names = [n for n in scenarios if scenarios[n].get("attack_success_rate") is not None]
+    fig = Figure(figsize=(max(6.4, 1.1 * len(names) + 2), 4.2), layout="constrained")
+    fig.suptitle(title)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(names))
+    bars = (("attack_success_rate", "attack success", "#c92a2a"), ("robust_accuracy", "robust accuracy", "#1c7ed6"),
+            ("accuracy", "clean accuracy", "#2b8a3e"))
+    for k, (key, label, color) in enumerate(bars):
+        values = np.array([100 * (scenarios[n].get(key) or 0.0) for n in names], dtype=float)
+        err = np.array([100 * ((scenarios[n].get("std") or {}).get(key) or 0.0) for n in names], dtype=float)
+        ax.bar(x + (k - 1) * 0.27, values, 0.27, yerr=err if err.any() else None, capsize=3, color=color, label=label)
+    if "clean" in names:
+        ax.axhline(100 * scenarios["clean"]["attack_success_rate"], color="#868e96", ls="--", lw=1,
+                   label="base rate (clean model)")
+    ax.set_xticks(x, names, rotation=20, fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("% of test images")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, frameon=False)
+    return fig
+
+
+__all__ = ["attack_success", "attack_success_figure", "confusion_matrices", "confusion_matrices_figure",
+           "feature_space", "per_class_accuracy", "per_class_accuracy_figure", "pr_curves", "pr_curves_figure",
+           "runtime_and_f1", "runtime_and_f1_figure"]

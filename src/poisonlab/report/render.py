@@ -20,9 +20,9 @@ from poisonlab._io import write_bytes, write_text
 from poisonlab.errors import PoisonlabError
 from poisonlab.results import load_results, slug
 from poisonlab.report.paper import paper_comparison
-from poisonlab.report.tables import (Table, defenses_of, detection_table, figure2_table, figure3_table,
-                                     n_seeds, paper_applies, paper_numbers, runtime_table, stage_timing_table,
-                                     summary_table, timing_sentence, verdict)
+from poisonlab.report.tables import (Table, backdoor_table, defenses_of, detection_table, figure2_table,
+                                     figure3_table, is_backdoor, n_seeds, paper_applies, paper_numbers, runtime_table,
+                                     stage_timing_table, summary_table, timing_sentence, verdict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,13 @@ def _attack_section(results: dict[str, Any], attack: str, run_dir: Path) -> list
         summary_table(results, attack),
     ]
     blocks += [Paragraph(line) for line in verdict(results, attack)]
+    if is_backdoor(results, attack):
+        blocks.append(backdoor_table(results, attack))
+        spread_asr = f", mean ± std over {n_seeds(results)} seeds" if n_seeds(results) > 1 else ""
+        blocks.append(Image(f"{slug(attack)}-attack-success.png",
+                            plots.attack_success(scenarios, title=f"Backdoor success per defense ({attack}"
+                                                                  f"{spread_asr})"),
+                            f"Attack success rate, robust and clean accuracy per scenario under {attack}"))
     comparison = paper_comparison(results, attack)
     if comparison:
         blocks.append(Heading("Comparison with the paper", 3))

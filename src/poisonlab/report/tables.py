@@ -171,6 +171,7 @@ def summary_table(results: dict[str, Any], attack: str) -> Table:
     attacked = scenarios["attacked"]["accuracy"]
     # a targeted attack (gradient matching) is judged by its targets, not by accuracy
     targeted = any("target_success_rate" in s for s in scenarios.values())
+    backdoor = is_backdoor(results, attack)  # and a backdoor by its attack success rate
     rows = []
     for name, s in scenarios.items():
         p = paper.get(name, {})
@@ -185,12 +186,15 @@ def summary_table(results: dict[str, Any], attack: str) -> Table:
                 f"{s['removed']:.0f} ({s['poisons_removed']:.0f} poisons)" if name not in BASELINES else "")
         if targeted:
             row += (pct_std(s.get("target_success_rate"), _std(s, "target_success_rate"), digits=1),)
+        if backdoor:
+            row += (pct_std(s.get("attack_success_rate"), _std(s, "attack_success_rate"), digits=1),)
         rows.append(row)
     header = ("Scenario", "Accuracy", "Δ vs attacked (pp)") + (("Paper accuracy",) if paper else ()) \
         + ("Seconds",) + (("Paper seconds",) if paper else ()) + ("Detection F1", "Removed")
     return Table(
         title=f"Summary: {attack}",
-        header=header + (("Targets in adversarial class",) if targeted else ()),
+        header=header + (("Targets in adversarial class",) if targeted else ())
+        + (("Attack success",) if backdoor else ()),
         rows=tuple(rows),
         note=_spread_note(results) + (" Paper numbers: the paper's Figures 2-3 (MNIST)." if paper else
                                        " The paper's numbers are for its label-flip attack on full MNIST; "
@@ -310,6 +314,41 @@ def detection_table(results: dict[str, Any], attack: str) -> Table:
                  "and the F1 at the true rate judge the ranking alone. The last flags exactly as many samples as "
                  "there are poisons, an oracle diagnostic: no defender knows that number."
                  + _mean_note(results))
+
+
+def is_backdoor(results: dict[str, Any], attack: str) -> bool:
+    """Whether ``attack``'s scenarios carry backdoor metrics (an older file's backdoor run does not)."""
+    return any(s.get("attack_success_rate") is not None for s in results["attacks"][attack]["scenarios"].values())
+
+
+def backdoor_table(results: dict[str, Any], attack: str) -> Table:
+    """A backdoor attack per scenario: clean accuracy, attack success rate (with its change against the
+    attacked model), robust accuracy, and for defenses the poisons removed; the clean model's success rate
+    is the base rate of the trigger alone."""
+    entry = results["attacks"][attack]
+    scenarios = entry["scenarios"]
+    attacked = scenarios["attacked"].get("attack_success_rate")
+    rows = []
+    for name, s in scenarios.items():
+        asr = s.get("attack_success_rate")
+        rows.append((name, pct_std(s["accuracy"], _std(s, "accuracy")),
+                     pct_std(asr, _std(s, "attack_success_rate"), digits=1),
+                     "" if name in BASELINES else delta_pp(asr, attacked),
+                     pct_std(s.get("robust_accuracy"), _std(s, "robust_accuracy"), digits=1),
+                     "" if name in BASELINES else f"{s['poisons_removed']:.0f} of {s['n_poison']:.0f}"))
+    info = entry["attack"].get("backdoor") or {}
+    target, source = info.get("target_class"), info.get("source_class")
+    attacked_classes = "every class but the target" if source is None else f"class {source}"
+    measured = (f" Measured on the {info['n_triggered']} test images of {attacked_classes}, triggered; target class "
+                f"{target}." if "n_triggered" in info else "")
+    return Table(title=f"Backdoor: attack success ({attack})",
+                 header=("Scenario", "Clean accuracy", "Attack success", "Δ vs attacked (pp)", "Robust accuracy",
+                         "Poisons removed"),
+                 rows=tuple(rows),
+                 note="Attack success: share of triggered test images classified as the target; robust accuracy: "
+                      "share still classified as their true class. The clean model's attack success is the base "
+                      "rate of the trigger alone; a defense's is that of the model retrained on what it kept."
+                      + measured + _mean_note(results))
 
 
 def stage_timing_table(results: dict[str, Any]) -> Table:
