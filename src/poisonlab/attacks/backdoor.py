@@ -72,13 +72,19 @@ class BackdoorRecord:
 
     def attacked(self, y: np.ndarray) -> np.ndarray:
         """Which of the labels ``y`` (N,) are attacked: every class but the target, or the source class."""
-        y = np.asarray(y)
-        return y != self.target_class if self.source_class is None else y == self.source_class
+        return attacked_classes(y, self.target_class, self.source_class)
 
     def triggered_test_set(self, x_test: np.ndarray, y_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Triggered copies (M, C, H, W) of the attacked test images and their indices (M,) in the split."""
         index = np.flatnonzero(self.attacked(y_test))
         return self.trigger.apply(x_test[index]), index
+
+
+def attacked_classes(y: np.ndarray, target_class: int, source_class: int | None) -> np.ndarray:
+    """(N,) bool: the labels ``y`` a backdoor attacks, every class but the target or the source class only;
+    the training samples it may poison and the test images it is judged on follow the same rule."""
+    y = np.asarray(y)
+    return y != target_class if source_class is None else y == source_class
 
 
 def backdoor_metrics(pred_triggered: np.ndarray, y_true: np.ndarray, target_class: int) -> dict[str, Any]:
@@ -187,7 +193,7 @@ class Backdoor(Attack):
         self.trigger_for(tuple(dataset.x_train.shape[1:]))  # the trigger fits the images
 
     def _eligible(self, y: np.ndarray) -> np.ndarray:
-        return y != self.target_class if self.source_class is None else y == self.source_class
+        return attacked_classes(y, self.target_class, self.source_class)
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:
