@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -20,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_choice, check_integer, check_random_state, check_real
-from poisonlab.defenses.neighbours import neighbour_votes
+from poisonlab.defenses.neighbours import neighbour_votes, search_space
 from poisonlab.errors import PoisonlabError
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
@@ -232,10 +231,7 @@ def knn_probabilities(X: np.ndarray, y_index: np.ndarray, k: int, *, n_component
     """Leave-one-out label probabilities (N, K): the share of each label index among every sample's ``k``
     nearest neighbours (itself excluded), after a PCA of ``X`` (N, D) to ``n_components`` dimensions."""
     k = min(k, len(X) - 1)
-    if n_components is not None and n_components < X.shape[1]:
-        with threadpool_limits(limits=1):
-            X = PCA(n_components=min(int(n_components), len(X)), random_state=random_state).fit_transform(X)
-    return neighbour_votes(X, y_index, k) / float(k)
+    return neighbour_votes(search_space(X, n_components, random_state=random_state), y_index, k) / float(k)
 
 
 def _check_inputs(labels: np.ndarray, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,11 +6,9 @@ A poison (or a flipped label) sits among neighbours in feature space whose label
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import PCA
-from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_choice, check_integer, check_n_jobs, check_random_state
-from poisonlab.defenses.neighbours import neighbour_votes
+from poisonlab.defenses.neighbours import neighbour_votes, search_space
 
 VOTES = ("plurality", "majority", "share")
 
@@ -77,10 +75,7 @@ class DeepKNN(Detector):
 
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         k = min(int(self.n_neighbors), len(X) - 1)
-        if self.n_components is not None and self.n_components < X.shape[1]:
-            n_components = min(int(self.n_components), len(X))
-            with threadpool_limits(limits=1):
-                X = PCA(n_components=n_components, random_state=self.random_state).fit_transform(X)
+        X = search_space(X, self.n_components, random_state=self.random_state)
         classes, y_index = np.unique(y, return_inverse=True)
         votes = neighbour_votes(X, y_index, k, n_jobs=self.n_jobs)
         rows = np.arange(len(X))

@@ -30,12 +30,11 @@ third, above the default ``group_size`` of a quarter. ``class_report_`` says whi
 from __future__ import annotations
 
 import numpy as np
-from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_integer, check_n_jobs, check_random_state, check_real
 from poisonlab.defenses.deep_knn import share_disagreement
-from poisonlab.defenses.neighbours import neighbour_votes
+from poisonlab.defenses.neighbours import neighbour_votes, search_space
 
 
 class EnsembleDetector(Detector):
@@ -101,12 +100,9 @@ class EnsembleDetector(Detector):
 
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         _, y_index = np.unique(y, return_inverse=True)
-        Z = X
+        Z = search_space(X, self.n_components, random_state=self.random_state)
         # one thread: small BLAS calls stall on a busy machine (see docs/measurements.md)
         with threadpool_limits(limits=1):
-            if self.n_components is not None and self.n_components < X.shape[1]:
-                Z = PCA(n_components=min(int(self.n_components), len(X)),
-                        random_state=self.random_state).fit_transform(X)
             outvoted = share_disagreement(neighbour_votes(Z, y_index, min(int(self.n_neighbors), len(X) - 1),
                                                           n_jobs=self.n_jobs), y_index)
             grouped, report = self._groups(X.astype(np.float64), y_index, outvoted > 0.5)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import cKDTree
+from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 # dimensions up to which the k-d tree is used
 TREE_MAX_DIM = 32
@@ -44,6 +46,19 @@ def nearest_neighbours(Z: np.ndarray, k: int, *, n_jobs: int | None = None) -> n
     return found[keep].reshape(n, k)
 
 
+def search_space(X: np.ndarray, n_components: int | None, *, random_state: int = 0) -> np.ndarray:
+    """The rows of ``X`` (N, D) where the label votes search for neighbours: a PCA to ``n_components``
+    dimensions (N, min(n_components, N)), or ``X`` itself when ``n_components`` is ``None`` or not below D.
+
+    One BLAS thread: small BLAS calls stall on a busy machine (docs/measurements.md), and a k-d tree in
+    10 dimensions is far faster than a brute-force search in 128.
+    """
+    if n_components is None or n_components >= X.shape[1]:
+        return X
+    with threadpool_limits(limits=1):
+        return PCA(n_components=min(int(n_components), len(X)), random_state=random_state).fit_transform(X)
+
+
 def neighbour_votes(X: np.ndarray, y_index: np.ndarray, k: int, *, n_jobs: int | None = None) -> np.ndarray:
     """(N, K) counts of each label index among every sample's ``k`` nearest neighbours (itself excluded)."""
     neighbours = nearest_neighbours(X, k, n_jobs=n_jobs)
@@ -52,4 +67,4 @@ def neighbour_votes(X: np.ndarray, y_index: np.ndarray, k: int, *, n_jobs: int |
     return np.bincount(flat, minlength=len(X) * n_labels).reshape(len(X), n_labels)
 
 
-__all__ = ["TREE_MAX_DIM", "nearest_neighbours", "neighbour_votes"]
+__all__ = ["TREE_MAX_DIM", "nearest_neighbours", "neighbour_votes", "search_space"]
