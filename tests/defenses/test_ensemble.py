@@ -72,3 +72,24 @@ def test_split_in_two_is_the_exact_one_dimensional_two_means():
     assert brute == n_left
     unimodal = split_in_two(rng.normal(size=5000))
     assert 0.45 < unimodal[0] / 5000 < 0.55 and 2.4 < unimodal[1] < 3.0
+
+
+def test_a_group_that_overlaps_its_class_keeps_the_clean_side_out():
+    # poisons that only partly leave their class: the 2-means side takes clean samples next to the cut,
+    # and the robust-deviation line keeps them
+    X, y = blobs(4, n_per_class=600)
+    rng = np.random.default_rng(6)
+    direction = rng.normal(size=X.shape[1])
+    direction /= np.linalg.norm(direction)
+    donors = rng.choice(np.flatnonzero(y == 2), 120, replace=False)
+    poisons = X[donors] + (3.5 + rng.normal(scale=1.0, size=(120, 1))) * direction
+    X = np.vstack([X, poisons]).astype(np.float32)
+    y = np.r_[y, np.full(120, 2, dtype=np.int64)]
+    is_poison = np.r_[np.zeros(len(y) - 120, dtype=bool), np.ones(120, dtype=bool)]
+    whole_side = make_detector("ensemble", group_min_z=0.0).fit(X, y)
+    detector = make_detector("ensemble").fit(X, y)
+    assert detector.class_report_[2]["accepted"] and whole_side.class_report_[2]["accepted"]
+    assert detector.flagged_.sum() < whole_side.flagged_.sum()
+    assert not (detector.flagged_ & ~whole_side.flagged_).any()  # the line only removes members
+    precision = lambda d: (d.flagged_ & is_poison).sum() / d.flagged_.sum()
+    assert precision(detector) > precision(whole_side)  # the line trades recall for precision

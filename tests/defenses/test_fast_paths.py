@@ -6,13 +6,14 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
+from scipy.spatial import cKDTree
+from sklearn.cluster import DBSCAN, KMeans
 from sklearn.metrics import silhouette_samples
 from sklearn.neighbors import NearestNeighbors
 
 from poisonlab.defenses import ActivationClustering, SpectralSignatures
 from poisonlab.defenses.activation_clustering import sampled_silhouette
-from poisonlab.defenses.neighbours import nearest_neighbours
+from poisonlab.defenses.neighbours import dbscan_labels, nearest_neighbours, query_in_tree_order
 
 
 def split_class(seed: int, n: int, share: float, shift: float, dim: int = 10) -> np.ndarray:
@@ -96,3 +97,27 @@ def test_spectral_top_direction_is_the_svds():
         centred = rows - rows.mean(axis=0)
         proj = centred @ np.linalg.svd(centred, full_matrices=False)[2][0]
         np.testing.assert_allclose(detector.projection_scores_[y == c], proj ** 2, rtol=1e-6, atol=1e-9)
+
+
+def test_queries_in_tree_order_answer_as_in_the_original_order():
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(900, 6))
+    tree = cKDTree(Z, leafsize=8)
+    for k in (1, 4):
+        _, plain = tree.query(Z, k=k)
+        np.testing.assert_array_equal(query_in_tree_order(tree, k), np.asarray(plain).reshape(900, k))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dbscan_labels_are_scikit_learns(seed):
+    rng = np.random.default_rng(seed)
+    # blobs of different density, a sparse background and exact duplicates: core, border and noise points
+    Z = np.vstack([rng.normal(size=(300, 3)) * 0.3, rng.normal(size=(200, 3)) * 0.6 + 3,
+                   rng.uniform(-4, 6, size=(100, 3))])
+    Z[50:55] = Z[600 - 1]
+    for eps in (0.2, 0.35, 0.8):
+        for min_samples in (1, 3, 8):
+            theirs = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(Z)
+            ours = dbscan_labels(Z, eps, min_samples)
+            assert (theirs == -1).any() or min_samples == 1 or eps == 0.8
+            np.testing.assert_array_equal(ours, theirs)

@@ -60,6 +60,9 @@ def test_results_layout(tiny_run):
         assert s["removed"] == s["poisons_removed"] + s["clean_removed"]
         assert s["n_train"] == 300 - s["removed"]
         assert {"precision", "recall", "f1", "roc_auc"} <= set(s)
+        # the threshold-free views reach results.json (and so the report), not only `poisonlab detect`
+        assert 0 <= s["average_precision"] <= 1 and 0 <= s["f1_at_true_rate"] <= 1
+        assert len(s["pr_precision"]) == len(s["roc_tpr"]) == 101
     stages = [t["stage"] for t in results["timing"]["stages"]]
     assert stages.count("clean") == 1 and stages.count("features") == 1 and stages.count("retrain") == 2
 

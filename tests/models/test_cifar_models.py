@@ -4,12 +4,14 @@ import torch
 from torch import nn
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.models import MODEL_NAMES, MODELS, RECIPES, FastNet, ResNet18, ResNet20, build_model, count_parameters
+from poisonlab.models import (MODEL_NAMES, MODELS, RECIPES, FastNet, FastNetWide, ResNet18, ResNet20, build_model,
+                              count_parameters)
 from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, BasicBlock
 from poisonlab.training import TrainConfig, extract_features, train
 
 # name -> (parameters on 3x32x32 with 10 classes, penultimate width)
-CIFAR_MODELS = {"resnet18": (11_173_962, 512), "resnet20": (269_722, 64), "fastnet": (412_954, 128)}
+CIFAR_MODELS = {"resnet18": (11_173_962, 512), "resnet20": (269_722, 64), "fastnet": (412_954, 128),
+                "fastnet-wide": (1_646_122, 256)}
 
 
 def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -32,7 +34,8 @@ def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 def test_registry_holds_the_cifar_models():
     assert set(CIFAR_MODELS) <= set(MODEL_NAMES) and MODEL_NAMES == tuple(MODELS)
-    assert (MODELS["resnet18"], MODELS["resnet20"], MODELS["fastnet"]) == (ResNet18, ResNet20, FastNet)
+    assert (MODELS["resnet18"], MODELS["resnet20"], MODELS["fastnet"], MODELS["fastnet-wide"]) == (
+        ResNet18, ResNet20, FastNet, FastNetWide)
 
 
 @pytest.mark.parametrize("name", sorted(CIFAR_MODELS))
@@ -127,6 +130,9 @@ def test_option_a_shortcut_subsamples_and_zero_pads():
 def test_fastnet_costs_well_under_a_tenth_of_resnet18():
     x = torch.zeros(1, 3, 32, 32)
     assert conv_macs(FastNet(), x) * 20 < conv_macs(ResNet18(), x)
+    # twice the widths: four times the multiply-adds, still a fifth of ResNet-18's
+    assert conv_macs(FastNetWide(), x) == pytest.approx(4 * conv_macs(FastNet(), x), rel=0.01)
+    assert conv_macs(FastNetWide(), x) * 5 < conv_macs(ResNet18(), x)
     assert conv_macs(ResNet20(), x) * 10 < conv_macs(ResNet18(), x)
 
 

@@ -70,6 +70,9 @@ class ActivationClustering(Detector):
         Smallest mean silhouette (-1..1) of a poisoned class's split; None: 0.35 for PCA, 0.25 for ICA.
     min_class_size : int
         Classes with fewer rows are not split.
+    n_init : int
+        k-means restarts per class (3: on the six activation sets of ``benchmarks/detection.py`` the
+        F1 of 10 restarts within 0.001, in about two thirds of the time; docs/measurements.md).
     silhouette_sample_size : int or None
         Reference rows per class for the silhouettes (``None``: all, the exact silhouette, O(n_c^2) time
         and the bulk of the cost on large classes; with a sample the cost is O(n_c * sample)).
@@ -79,7 +82,7 @@ class ActivationClustering(Detector):
 
     def __init__(self, *, contamination="auto", n_components: int = 10, reducer: str = "pca",
                  size_threshold: float = 0.35, silhouette_threshold: float | None = None, min_class_size: int = 20,
-                 silhouette_sample_size: int | None = 1000, random_state: int = 0):
+                 silhouette_sample_size: int | None = 1000, n_init: int = 3, random_state: int = 0):
         self.contamination = contamination
         self.n_components = n_components
         self.reducer = reducer
@@ -87,6 +90,7 @@ class ActivationClustering(Detector):
         self.silhouette_threshold = silhouette_threshold
         self.min_class_size = min_class_size
         self.silhouette_sample_size = silhouette_sample_size
+        self.n_init = n_init
         self.random_state = random_state
 
     def _check_params(self) -> None:
@@ -98,41 +102,47 @@ class ActivationClustering(Detector):
                    allow_none=True)
         check_integer("min_class_size", self.min_class_size, minimum=0)
         check_integer("silhouette_sample_size", self.silhouette_sample_size, minimum=2, allow_none=True)
+        check_integer("n_init", self.n_init)
         check_random_state("random_state", self.random_state)
 
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         silhouette_threshold = self._silhouette_threshold()
         scores = np.full(len(X), -3.0)
         report = {}
-        for c in np.unique(y):
-            idx = np.flatnonzero(y == c)
-            if len(idx) < max(int(self.min_class_size), 4):
-                continue
-            # one thread: on small per-class problems OpenMP start-up and contention cost more than the work
-            # (see docs/measurements.md)
-            with threadpool_limits(limits=1):
-                reduced = self._reduce(X[idx].astype(np.float64))
-                if reduced is None:
-                    continue
-                clusters = KMeans(n_clusters=2, n_init=10, random_state=self.random_state).fit_predict(reduced)
-                counts = np.bincount(clusters, minlength=2)
-                if counts.min() == 0:
-                    continue
-                sample_silhouette = sampled_silhouette(reduced, clusters, sample_size=self.silhouette_sample_size,
-                                                       random_state=self.random_state)
-            small = int(counts.argmin())
-            silhouette = float(sample_silhouette.mean())
-            relative_size = float(counts[small] / len(idx))
-            suspicious = relative_size <= self.size_threshold and silhouette > silhouette_threshold
-            report[int(c)] = {"relative_size": relative_size, "silhouette": silhouette,
-                              "suspicious": bool(suspicious), "n": int(len(idx))}
-            in_small = clusters == small
-            band = silhouette if relative_size <= self.size_threshold else silhouette - 2.0
-            tie_break = 1e-6 * (1.0 - sample_silhouette) / 2.0
-            scores[idx[in_small]] = band - tie_break[in_small]
-            scores[idx[~in_small]] = -3.0 - tie_break[~in_small]
+        # one thread: on small per-class problems OpenMP start-up and contention cost more than the work
+        # (see docs/measurements.md); one limit for all classes, since setting it costs milliseconds each time
+        with threadpool_limits(limits=1):
+            for c in np.unique(y):
+                self._split_class(X, y, c, silhouette_threshold, scores, report)
         self.class_report_ = report
         return scores
+
+    def _split_class(self, X: np.ndarray, y: np.ndarray, c, silhouette_threshold: float, scores: np.ndarray,
+                     report: dict) -> None:
+        """Split class ``c`` in two, write its scores into ``scores`` and its entry into ``report``."""
+        idx = np.flatnonzero(y == c)
+        if len(idx) < max(int(self.min_class_size), 4):
+            return
+        reduced = self._reduce(X[idx].astype(np.float64))
+        if reduced is None:
+            return
+        clusters = KMeans(n_clusters=2, n_init=self.n_init, random_state=self.random_state).fit_predict(reduced)
+        counts = np.bincount(clusters, minlength=2)
+        if counts.min() == 0:
+            return
+        sample_silhouette = sampled_silhouette(reduced, clusters, sample_size=self.silhouette_sample_size,
+                                               random_state=self.random_state)
+        small = int(counts.argmin())
+        silhouette = float(sample_silhouette.mean())
+        relative_size = float(counts[small] / len(idx))
+        suspicious = relative_size <= self.size_threshold and silhouette > silhouette_threshold
+        report[int(c)] = {"relative_size": relative_size, "silhouette": silhouette,
+                          "suspicious": bool(suspicious), "n": int(len(idx))}
+        in_small = clusters == small
+        band = silhouette if relative_size <= self.size_threshold else silhouette - 2.0
+        tie_break = 1e-6 * (1.0 - sample_silhouette) / 2.0
+        scores[idx[in_small]] = band - tie_break[in_small]
+        scores[idx[~in_small]] = -3.0 - tie_break[~in_small]
 
     def _auto_threshold(self, scores: np.ndarray, y: np.ndarray) -> float:
         # the tie-break only lowers scores, so nothing outside a suspicious class can pass

@@ -15,8 +15,11 @@ Two kinds of evidence, each strong where the other is blind (numbers: docs/measu
   when at most ``group_vote_share`` of it is outvoted, i.e. when its labels look right.
 
 Score: ``max(2 * outvoted, grouped)``, with ``outvoted`` the share disagreement in [0, 1] and
-``grouped`` the projection measured from the class median in units of the group's cut (above 1 on the
-group's side) for classes with an accepted group, else 0. ``contamination="auto"`` flags
+``grouped`` the projection measured from the class median in units of the group's line (above 1 for
+its members) for classes with an accepted group, else 0. The line is the farther of the 2-means cut
+and ``group_min_z`` robust standard deviations from the median: clean-label poisons that only partly
+leave their class (FGSM) pull the 2-means cut into the clean bulk, and Tran et al.'s outlier reading
+of the same projection keeps the clean side out. ``contamination="auto"`` flags
 ``score > 1``: the outvoted samples (share disagreement above one half) and the members of accepted
 groups. Neither needs the poison rate.
 
@@ -35,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from poisonlab.defenses.base import Detector, check_integer, check_n_jobs, check_random_state, check_real
 from poisonlab.defenses.deep_knn import share_disagreement
 from poisonlab.defenses.neighbours import neighbour_votes, search_space
+from poisonlab.defenses.pca import MAD_TO_SIGMA
 
 
 class EnsembleDetector(Detector):
@@ -56,6 +60,9 @@ class EnsembleDetector(Detector):
         Smallest gap between the two 1-d 2-means centres, in pooled standard deviations.
     group_vote_share : float in [0, 1]
         Largest share of a group's members that the label vote may outvote for the group to count.
+    group_min_z : float
+        A group member must also lie this many robust standard deviations (1.4826 MAD of the class's
+        projection) from the class median; 0 keeps the whole 2-means side.
     min_class_size : int
         Classes with fewer rows are not searched for groups.
     n_jobs : int or None
@@ -76,13 +83,14 @@ class EnsembleDetector(Detector):
 
     def __init__(self, *, contamination="auto", n_neighbors: int = 20, n_components: int | None = 10,
                  group_size: float = 0.25, group_separation: float = 3.2, group_vote_share: float = 0.4,
-                 min_class_size: int = 20, n_jobs: int | None = None, random_state: int = 0):
+                 group_min_z: float = 2.5, min_class_size: int = 20, n_jobs: int | None = None, random_state: int = 0):
         self.contamination = contamination
         self.n_neighbors = n_neighbors
         self.n_components = n_components
         self.group_size = group_size
         self.group_separation = group_separation
         self.group_vote_share = group_vote_share
+        self.group_min_z = group_min_z
         self.min_class_size = min_class_size
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -94,6 +102,7 @@ class EnsembleDetector(Detector):
         check_real("group_size", self.group_size, low=0.0, high=0.5, low_open=True)
         check_real("group_separation", self.group_separation, low=0.0)
         check_real("group_vote_share", self.group_vote_share, low=0.0, high=1.0)
+        check_real("group_min_z", self.group_min_z, low=0.0)
         check_integer("min_class_size", self.min_class_size, minimum=0)
         check_n_jobs("n_jobs", self.n_jobs)
         check_random_state("random_state", self.random_state)
@@ -131,10 +140,15 @@ class EnsembleDetector(Detector):
                          "group_vote_share": vote_share, "accepted": bool(accepted)}
             if accepted:
                 median = float(np.median(proj))
-                reach = max(sign * (cut - median), 1e-12)
-                grouped[idx] = np.maximum(sign * (proj - median) / reach, 0.0)
-                # a member exactly at the cut stays a member
-                grouped[idx[side]] = np.maximum(grouped[idx[side]], np.nextafter(1.0, 2.0))
+                offset = sign * (proj - median)
+                spread = MAD_TO_SIGMA * float(np.median(np.abs(proj - median)))
+                # a member lies beyond the cut and at least group_min_z robust deviations out: where the
+                # group overlaps the class, the 2-means cut falls inside the clean bulk
+                reach = max(sign * (cut - median), float(self.group_min_z) * spread, 1e-12)
+                grouped[idx] = np.maximum(offset / reach, 0.0)
+                members = side & (offset >= float(self.group_min_z) * spread)
+                # a member exactly on the line stays a member
+                grouped[idx[members]] = np.maximum(grouped[idx[members]], np.nextafter(1.0, 2.0))
         return grouped, report
 
     def _auto_threshold(self, scores: np.ndarray, y: np.ndarray) -> float:

@@ -21,7 +21,8 @@ from poisonlab.training import machine_info
 
 EVAL_KEYS = ("accuracy", "per_class_accuracy", "per_class_misclassification", "confusion_matrix", "n_test")
 DETECTION_KEYS = ("precision", "recall", "f1", "roc_auc", "removed", "poisons_removed", "clean_removed",
-                  "poisons_kept", "n_poison", "n_samples")
+                  "poisons_kept", "n_poison", "n_samples", "average_precision", "f1_at_true_rate", "pr_precision",
+                  "roc_tpr")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ def scenario_row(train_record: dict[str, Any], *, seconds_attack: float | None =
     s.update(seconds_features=features_seconds, seconds_detect=detection["seconds"],
              seconds_retrain=train_record["seconds"])
     s["seconds"] = round(features_seconds + detection["seconds"] + train_record["seconds"], 3)
-    s.update({k: detection[k] for k in DETECTION_KEYS})
+    # .get: a detect stage stored before the threshold-free views existed lacks them (the report shows n/a)
+    s.update({k: detection.get(k) for k in DETECTION_KEYS})
     return s  # type: ignore[return-value]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from poisonlab.models.fastnet import FastNet
+from poisonlab.models.fastnet import FastNet, FastNetWide
 from poisonlab.models.paper_cnn import PaperCNN, count_parameters
 from poisonlab.models.resnet import ResNet18, ResNet20
 from poisonlab.registry import Registry
 
 MODELS: Registry[nn.Module] = Registry("model", {"paper-cnn": PaperCNN, "resnet18": ResNet18, "resnet20": ResNet20,
-                                                 "fastnet": FastNet})
+                                                 "fastnet": FastNet, "fastnet-wide": FastNetWide})
 MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 # The training recipe each model needs (``TrainConfig`` settings; one-cycle schedule at peak ``lr``).
@@ -25,6 +25,8 @@ RECIPES: dict[str, dict[str, object]] = {
                   "label_smoothing": 0.0},
     "fastnet": {"epochs": 12, "batch_size": 512, "lr": 0.4, "optimizer": "sgd", "weight_decay": 5e-4,
                 "label_smoothing": 0.2},
+    "fastnet-wide": {"epochs": 10, "batch_size": 512, "lr": 0.4, "optimizer": "sgd", "weight_decay": 5e-4,
+                     "label_smoothing": 0.2},
     "resnet20": {"epochs": 160, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight_decay": 1e-4,
                  "label_smoothing": 0.0},
     "resnet18": {"epochs": 40, "batch_size": 128, "lr": 0.1, "optimizer": "sgd", "weight_decay": 5e-4,
@@ -40,4 +42,5 @@ def build_model(name: str = "paper-cnn", *, in_channels: int = 3, image_size: in
     return MODELS.make(name, in_channels=in_channels, image_size=image_size, num_classes=num_classes, **kwargs)
 
 
-__all__ = ["MODELS", "MODEL_NAMES", "RECIPES", "FastNet", "PaperCNN", "ResNet18", "ResNet20", "build_model", "count_parameters"]
+__all__ = ["MODELS", "MODEL_NAMES", "RECIPES", "FastNet", "FastNetWide", "PaperCNN", "ResNet18", "ResNet20", "build_model",
+           "count_parameters"]
