@@ -80,7 +80,10 @@ def test_train_cli_writes_metrics_and_weights(tmp_path, capsys):
     assert len(m["per_class_accuracy"]) == 10 and np.array(m["confusion_matrix"]).sum() == 359
     model = load_weights(PaperCNN(image_size=16), out / "model.safetensors")
     ds = load_dataset("digits")
-    assert evaluate(model, ds.x_test, ds.y_test, num_classes=10)["accuracy"] == m["accuracy"]
+    # `poisonlab train` evaluates at the training's precision (bf16 where the CPU has it), the library's
+    # evaluate in fp32 unless told
+    precision = TrainConfig(epochs=2).resolved_precision()
+    assert evaluate(model, ds.x_test, ds.y_test, num_classes=10, precision=precision)["accuracy"] == m["accuracy"]
     assert not list(out.glob(".*.tmp"))
 
 
