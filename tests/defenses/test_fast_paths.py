@@ -104,8 +104,10 @@ def test_queries_in_tree_order_answer_as_in_the_original_order():
     Z = rng.normal(size=(900, 6))
     tree = cKDTree(Z, leafsize=8)
     for k in (1, 4):
-        _, plain = tree.query(Z, k=k)
-        np.testing.assert_array_equal(query_in_tree_order(tree, k), np.asarray(plain).reshape(900, k))
+        plain_distances, plain = tree.query(Z, k=k)
+        distances, indices = query_in_tree_order(tree, k)
+        np.testing.assert_array_equal(indices, np.asarray(plain).reshape(900, k))
+        np.testing.assert_array_equal(distances, np.asarray(plain_distances).reshape(900, k))
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -28,7 +28,7 @@ from poisonlab.defenses.base import Detector, check_integer, check_random_state,
 from poisonlab.defenses.deep_knn import neighbour_votes, share_disagreement
 from poisonlab.errors import PoisonlabError
 
-MAD_TO_SIGMA = 1.4826
+MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates a normal standard deviation
 
 
 class PCADetector(Detector):

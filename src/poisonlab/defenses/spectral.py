@@ -10,9 +10,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_integer, check_real
+from poisonlab.defenses.pca import MAD_TO_SIGMA
 
-# 1.4826 * MAD estimates a normal standard deviation
-_MAD_TO_SIGMA = 1.4826
 
 
 class SpectralSignatures(Detector):
@@ -70,7 +69,7 @@ class SpectralSignatures(Detector):
                 proj = centred @ vectors[:, -1]
             projection_scores[idx] = proj ** 2
             med = np.median(proj)
-            scale = _MAD_TO_SIGMA * np.median(np.abs(proj - med))
+            scale = MAD_TO_SIGMA * np.median(np.abs(proj - med))
             if scale <= 1e-12 * max(np.abs(proj).max(), 1.0):
                 # more than half the class sits on one point: fall back to the standard deviation
                 scale = max(proj.std(), 1e-12)
