@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from poisonlab.defenses import RECOMMENDED_DETECTOR, detection_metrics, make_detector
-from poisonlab.defenses.ensemble import split_in_two
+from poisonlab.defenses.ensemble import flip_consistent, split_in_two
+from poisonlab.errors import PoisonlabError
 
 
 def blobs(seed: int, n_per_class: int = 300, n_classes: int = 4, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -93,3 +95,63 @@ def test_a_group_that_overlaps_its_class_keeps_the_clean_side_out():
     assert not (detector.flagged_ & ~whole_side.flagged_).any()  # the line only removes members
     precision = lambda d: (d.flagged_ & is_poison).sum() / d.flagged_.sum()
     assert precision(detector) > precision(whole_side)  # the line trades recall for precision
+
+
+def test_a_targeted_flip_is_found_by_its_pair_rate():
+    # 30% of class 0 relabelled 1: a flip keeps about 30% of its votes, far more than a uniform flip,
+    # and the rate read off the data says so
+    X, y = blobs(7, n_per_class=600)
+    rng = np.random.default_rng(8)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(np.flatnonzero(y == 0), 180, replace=False)] = True
+    y_noisy = np.where(flipped, 1, y)
+    detector = make_detector("ensemble").fit(X, y_noisy)
+    rates = detector.flip_rates_
+    assert 0.2 < rates[0, 1] < 0.4
+    assert rates[1, 0] < 0.02 and np.delete(rates, 1, axis=1)[1:].max() < 0.02
+    assert detection_metrics(flipped, detector.flagged_)["f1"] > 0.95
+    assert (detector.flip_consistent_ == (detector.scores_ > 1)).all()
+
+
+def test_clean_samples_where_two_classes_overlap_are_kept():
+    # classes 0 and 1 overlap; a uniform 10% flip; the pair's two-way contacts are overlap, not flips,
+    # so the border samples that the share vote outvotes stay in
+    rng = np.random.default_rng(9)
+    centres = rng.normal(scale=5.0, size=(4, 16))
+    centres[1] = centres[0] + 1.2 * (centres[1] - centres[0]) / np.linalg.norm(centres[1] - centres[0])
+    y = np.repeat(np.arange(4), 800)
+    X = (centres[y] + rng.normal(size=(len(y), 16))).astype(np.float32)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(len(y), 320, replace=False)] = True
+    y_noisy = np.where(flipped, (y + rng.integers(1, 4, len(y))) % 4, y)
+    detector = make_detector("ensemble").fit(X, y_noisy)
+    rates = detector.flip_rates_
+    assert rates[0, 1] < 2 * np.median(rates[~np.eye(4, dtype=bool)])
+    outvoted = detector.outvoted_ > 0.5
+    assert (outvoted & ~flipped).sum() > 2 * (detector.flagged_ & ~flipped).sum()
+    assert detection_metrics(flipped, detector.flagged_)["f1"] > detection_metrics(flipped, outvoted)["f1"]
+
+
+def test_flip_rates_keep_the_one_way_excess_and_the_two_way_level():
+    # hand-made votes (k = 10) of six samples with labels 0, 0, 1, 1, 2, 2
+    y = np.array([0, 0, 1, 1, 2, 2])
+    votes = np.array([[8, 2, 0],   # reference 0: two votes for 1
+                      [0, 9, 1],   # a 0 among 1s: not a reference
+                      [1, 9, 0],   # reference 1: one vote for 0
+                      [0, 10, 0],
+                      [0, 0, 10],
+                      [1, 0, 9]])
+    flip, rates = flip_consistent(votes, y, 0.01)
+    # contacts: 0->1 2 (one reference of 0), 1->0 1, 2->0 1 (two references each of 1 and 2)
+    # two-way: (0,1) min(2, 1) / 10, (1,0) min(1, 2) / 20, the other four 0: level (median) 0
+    assert rates[0, 1] == pytest.approx((2 - 1) / 10)
+    assert rates[2, 0] == pytest.approx(1 / 20) and rates[1, 0] == 0.0
+    assert np.diag(rates).sum() == 0
+    assert flip.tolist() == [False, True, False, False, False, False]  # no own vote, as a flip from 1 would have
+
+
+def test_flip_alpha_is_checked():
+    with pytest.raises(PoisonlabError, match="flip_alpha"):
+        make_detector("ensemble", flip_alpha=1.0)
+    with pytest.raises(PoisonlabError, match="flip_alpha"):
+        make_detector("ensemble", flip_alpha=-0.1)

@@ -2,9 +2,24 @@
 
 Two kinds of evidence, each strong where the other is blind (numbers: docs/measurements.md):
 
-- *outvoted*: a flipped label is outvoted by its neighbours' labels in feature space. The vote is
-  :class:`~poisonlab.defenses.deep_knn.DeepKNN`'s ``"share"`` rule (labels weighed by their size, so a
-  heavy targeted flip does not win its new class's vote), on a 10-d PCA with 20 neighbours.
+- *flipped*: a flipped label is outvoted by its neighbours' labels in feature space, and its own label
+  comes up among those neighbours no more often than the flips out of the neighbourhood's class do.
+  The vote is :class:`~poisonlab.defenses.deep_knn.DeepKNN`'s ``"share"`` rule (labels weighed by
+  their size, so a heavy targeted flip does not win its new class's vote) on an 8-d PCA with 50
+  neighbours: a sample's *dominant* label is the label with the highest share of its neighbours, and
+  ``outvoted`` is the share disagreement ``1 - share(own) / share(dominant)`` in [0, 1]. A sample
+  whose dominant label ``c`` is not its own label ``y`` is *flip-consistent* when its ``v`` votes for
+  ``y`` are not improbably many for a flip from ``c``: the mid-p upper tail of Binomial(k, R[c, y]),
+  ``P(V > v) + P(V = v) / 2``, is above ``flip_alpha``. ``R[c, y]``, the rate of label ``y`` among the
+  neighbours of a flip out of ``c``, is read off the data, without the poison rate: among the
+  *reference* samples (dominant label = own label) of label ``c``, the share of neighbour votes for
+  ``y``. Classes that overlap in feature space meet each other's clean samples about as often in both
+  directions, while a flip from ``c`` to ``y`` adds contacts from ``c`` to ``y`` only; so ``R`` keeps
+  the one-way excess of the contacts and, of the two-way part, no more than its median over all pairs
+  of labels (the level that a flip spread over every pair, e.g. a uniform flip, gives). A flip then
+  has to stand out only as far as the flips of its own pair allow: a 30% targeted flip keeps up to
+  about a third of its votes, a uniform flip almost none, and a clean sample on the border of two
+  overlapping classes (a shirt among T-shirts) keeps more than a flip would.
 - *grouped*: poisons that keep a plausible label (FGSM's clean-label examples, backdoors) sit in a
   group of their own along the top singular direction of their class (Tran et al.'s spectral
   signature). Per class, the 1-d projection is split in two by exact 1-d 2-means; the smaller side is
@@ -12,27 +27,32 @@ Two kinds of evidence, each strong where the other is blind (numbers: docs/measu
   two means over the pooled standard deviation at least ``group_separation``; a unimodal Gaussian
   gives about 2.7). A network trained on flipped labels also sets the flipped samples apart along
   that direction, but then the label vote already outvotes most of the group; a group is used only
-  when at most ``group_vote_share`` of it is outvoted, i.e. when its labels look right.
+  when at most ``group_vote_share`` of it is outvoted (``outvoted`` above one half), i.e. when its
+  labels look right.
 
-Score: ``max(2 * outvoted, grouped)``, with ``outvoted`` the share disagreement in [0, 1] and
+Score: ``max(outvoted + flip, grouped)``, with ``flip`` 1 for flip-consistent samples, else 0, and
 ``grouped`` the projection measured from the class median in units of the group's line (above 1 for
 its members) for classes with an accepted group, else 0. The line is the farther of the 2-means cut
 and ``group_min_z`` robust standard deviations from the median: clean-label poisons that only partly
 leave their class (FGSM) pull the 2-means cut into the clean bulk, and Tran et al.'s outlier reading
-of the same projection keeps the clean side out. ``contamination="auto"`` flags
-``score > 1``: the outvoted samples (share disagreement above one half) and the members of accepted
-groups. Neither needs the poison rate.
+of the same projection keeps the clean side out. ``contamination="auto"`` flags ``score > 1``: the
+flip-consistent samples and the members of accepted groups, ranked by their evidence. Neither needs
+the poison rate.
 
-Limitation: a class whose own clean data has a well separated minority mode along its top direction
-(under ``group_size`` of the class, labels consistent) looks like a clean-label group and loses that
-mode. On the paper CNN's MNIST and Fashion-MNIST activations no clean class split so (the smaller side
-held 38-48% there); on a synthetic mixture of three equal components per class the minority side held a
-third, above the default ``group_size`` of a quarter. ``class_report_`` says which groups were taken.
+Limitations: a flip that is as common in both directions of a pair of labels as the two classes'
+natural overlap (a 30% swap of 2s and 7s both ways) is read as overlap and caught only where it
+keeps few of its own votes. A class whose own clean data has a well separated minority mode along
+its top direction (under ``group_size`` of the class, labels consistent) looks like a clean-label group
+and loses that mode. On the paper CNN's MNIST and Fashion-MNIST activations no clean class split so (the
+smaller side held 38-48% there); on a synthetic mixture of three equal components per class the
+minority side held a third, above the default ``group_size`` of a quarter. ``class_report_`` says which
+groups were taken.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import binom
 from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_integer, check_n_jobs, check_random_state, check_real
@@ -51,6 +71,10 @@ class EnsembleDetector(Detector):
         ``"auto"`` flags ``score > 1``; a float flags that share of the highest scores.
     n_neighbors : int
         Neighbours of the label vote (capped at ``N - 1``).
+    flip_alpha : float in [0, 1)
+        A sample outvoted by another label is taken as flipped while the mid-p tail of its own votes
+        under its pair's flip rate is above this (smaller: more of the outvoted samples are kept as
+        flips).
     n_components : int or None
         PCA dimensions of the label vote (``None``: the features as they are).
     group_size : float in (0, 0.5]
@@ -74,6 +98,11 @@ class EnsembleDetector(Detector):
     ----------
     outvoted_ : np.ndarray (N,) float
         Share disagreement of the label vote.
+    flip_consistent_ : np.ndarray (N,) bool
+        Outvoted samples whose own votes are few enough for a flip (see the module docstring).
+    flip_rates_ : np.ndarray (K, K) float
+        ``R[c, y]``, the estimated rate of label ``y`` among the neighbours of a flip from ``c`` (rows
+        and columns in the order of ``np.unique(y)``).
     grouped_ : np.ndarray (N,) float
         Group evidence (0 outside classes with an accepted group).
     class_report_ : dict
@@ -81,11 +110,13 @@ class EnsembleDetector(Detector):
         smaller side) and ``accepted``.
     """
 
-    def __init__(self, *, contamination="auto", n_neighbors: int = 20, n_components: int | None = 10,
+    def __init__(self, *, contamination="auto", n_neighbors: int = 50, flip_alpha: float = 0.002,
+                 n_components: int | None = 8,
                  group_size: float = 0.25, group_separation: float = 3.2, group_vote_share: float = 0.4,
                  group_min_z: float = 2.5, min_class_size: int = 20, n_jobs: int | None = None, random_state: int = 0):
         self.contamination = contamination
         self.n_neighbors = n_neighbors
+        self.flip_alpha = flip_alpha
         self.n_components = n_components
         self.group_size = group_size
         self.group_separation = group_separation
@@ -98,6 +129,7 @@ class EnsembleDetector(Detector):
     def _check_params(self) -> None:
         super()._check_params()
         check_integer("n_neighbors", self.n_neighbors)
+        check_real("flip_alpha", self.flip_alpha, low=0.0, high=1.0, high_open=True)
         check_integer("n_components", self.n_components, allow_none=True)
         check_real("group_size", self.group_size, low=0.0, high=0.5, low_open=True)
         check_real("group_separation", self.group_separation, low=0.0)
@@ -112,11 +144,13 @@ class EnsembleDetector(Detector):
         Z = search_space(X, self.n_components, random_state=self.random_state)
         # one thread: small BLAS calls stall on a busy machine (see docs/measurements.md)
         with threadpool_limits(limits=1):
-            outvoted = share_disagreement(neighbour_votes(Z, y_index, min(int(self.n_neighbors), len(X) - 1),
-                                                          n_jobs=self.n_jobs), y_index)
+            votes = neighbour_votes(Z, y_index, min(int(self.n_neighbors), len(X) - 1), n_jobs=self.n_jobs)
+            outvoted = share_disagreement(votes, y_index)
+            flip, rates = flip_consistent(votes, y_index, float(self.flip_alpha))
             grouped, report = self._groups(X.astype(np.float64), y_index, outvoted > 0.5)
         self.outvoted_, self.grouped_, self.class_report_ = outvoted, grouped, report
-        return np.maximum(2.0 * outvoted, grouped)
+        self.flip_consistent_, self.flip_rates_ = flip, rates
+        return np.maximum(outvoted + flip, grouped)
 
     def _groups(self, X: np.ndarray, y_index: np.ndarray, outvoted: np.ndarray) -> tuple[np.ndarray, dict]:
         grouped = np.zeros(len(X))
@@ -155,6 +189,39 @@ class EnsembleDetector(Detector):
         return 1.0
 
 
+def flip_consistent(votes: np.ndarray, y_index: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(flip, R)``: which samples (N,) bool have votes consistent with a flipped label, and the
+    estimated flip rates R (K, K) (see the module docstring).
+
+    ``votes`` (N, K): each sample's neighbour counts per label index (itself excluded, k per row);
+    ``y_index`` (N,): its label index. Why the one-way excess: the k-NN relation is nearly symmetric,
+    so two overlapping classes exchange about as many neighbour contacts each way, and a flip adds
+    them one way only.
+    """
+    votes = np.asarray(votes)
+    n, n_labels = votes.shape
+    k = int(votes[0].sum()) if n else 0
+    sizes = np.bincount(y_index, minlength=n_labels).astype(np.float64)
+    share = votes / np.maximum(sizes, 1.0)[None, :]
+    rows = np.arange(n)
+    dominant = share.argmax(axis=1)
+    # a tie with the own label keeps the sample a reference, never a flip
+    reference = share[rows, y_index] >= share[rows, dominant]
+    contacts = np.zeros((n_labels, n_labels))
+    np.add.at(contacts, y_index[reference], votes[reference])
+    per_row = k * np.maximum(np.bincount(y_index[reference], minlength=n_labels), 1)[:, None]
+    two_way = np.minimum(contacts, contacts.T) / per_row
+    one_way = np.maximum(contacts - contacts.T, 0.0) / per_row
+    off = ~np.eye(n_labels, dtype=bool)
+    level = float(np.median(two_way[off])) if n_labels > 1 else 0.0
+    rates = np.minimum(one_way + np.minimum(two_way, level), 1.0)
+    np.fill_diagonal(rates, 0.0)
+    own = votes[rows, y_index]
+    rate = rates[dominant, y_index]
+    tail = binom.sf(own, k, rate) + 0.5 * binom.pmf(own, k, rate)
+    return ~reference & (tail > alpha), rates
+
+
 def split_in_two(values: np.ndarray) -> tuple[int, float, float]:
     """Exact 2-means of 1-d ``values`` (n,): ``(n_left, separation, cut)``.
 
@@ -175,4 +242,4 @@ def split_in_two(values: np.ndarray) -> tuple[int, float, float]:
     return best + 1, (gap / spread if spread > 0 else float("inf") if gap > 0 else 0.0), float(ordered[best])
 
 
-__all__ = ["EnsembleDetector", "split_in_two"]
+__all__ = ["EnsembleDetector", "flip_consistent", "split_in_two"]
