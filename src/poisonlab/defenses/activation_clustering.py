@@ -198,16 +198,17 @@ def sampled_silhouette(Z: np.ndarray, clusters: np.ndarray, *, sample_size: int 
     Zc = (Z - Z.mean(axis=0)).astype(np.float32)
     member = np.eye(2, dtype=np.float32)[clusters[reference]]  # (m, 2) one-hot of the reference rows' clusters
     R = Zc[reference]
-    r2 = (R * R).sum(axis=1)
+    # one product gives |r|^2 - 2 z.r: rows [z, 1] against [-2 r, |r|^2]; blocks of 256 rows keep the
+    # (256, m) distances in cache through the three passes over them
+    R_aug = np.hstack([-2.0 * R, (R * R).sum(axis=1, keepdims=True)]).astype(np.float32)
+    Z_aug = np.hstack([Zc, np.ones((n, 1), dtype=np.float32)])
+    z2 = (Zc * Zc).sum(axis=1)
     sums = np.empty((n, 2))
-    for start in range(0, n, 2048):  # (2048, m) distance blocks keep memory small
-        rows = Zc[start:start + 2048]
-        d = rows @ R.T
-        d *= -2.0
-        d += (rows * rows).sum(axis=1)[:, None]
-        d += r2[None, :]
+    for start in range(0, n, 256):
+        d = Z_aug[start:start + 256] @ R_aug.T
+        d += z2[start:start + 256, None]
         np.sqrt(np.maximum(d, 0.0, out=d), out=d)
-        sums[start:start + 2048] = d @ member
+        sums[start:start + 256] = d @ member
     in_reference = np.zeros(n, dtype=bool)
     in_reference[reference] = True
     own = clusters
