@@ -94,11 +94,16 @@ class DeepKNN(Detector):
         return 0.0 if self.vote == "plurality" else 0.5
 
 
+def label_shares(votes: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    """(N, K) each label's votes (N, K) over that label's size in the whole set (``vote="share"``)."""
+    sizes = np.bincount(y_index, minlength=votes.shape[1]).astype(np.float64)
+    return votes / np.maximum(sizes, 1.0)[None, :]
+
+
 def share_disagreement(votes: np.ndarray, y_index: np.ndarray) -> np.ndarray:
     """``1 - share(own label) / max share`` per sample, where a label's share is its votes over its size
     in the whole set (see ``vote="share"``)."""
-    sizes = np.bincount(y_index, minlength=votes.shape[1]).astype(np.float64)
-    share = votes / np.maximum(sizes, 1.0)[None, :]
+    share = label_shares(votes, y_index)
     top = share.max(axis=1)
     own = share[np.arange(len(votes)), y_index]
     return np.where(top > 0, 1.0 - own / np.where(top > 0, top, 1.0), 0.0)

@@ -59,7 +59,7 @@ from scipy.stats import binom
 from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_integer, check_n_jobs, check_random_state, check_real
-from poisonlab.defenses.deep_knn import share_disagreement
+from poisonlab.defenses.deep_knn import label_shares, share_disagreement
 from poisonlab.defenses.neighbours import neighbour_votes, search_space
 from poisonlab.defenses.pca import MAD_TO_SIGMA
 
@@ -204,8 +204,7 @@ def flip_consistent(votes: np.ndarray, y_index: np.ndarray, alpha: float) -> tup
     votes = np.asarray(votes)
     n, n_labels = votes.shape
     k = int(votes[0].sum()) if n else 0
-    sizes = np.bincount(y_index, minlength=n_labels).astype(np.float64)
-    share = votes / np.maximum(sizes, 1.0)[None, :]
+    share = label_shares(votes, y_index)
     rows = np.arange(n)
     dominant = share.argmax(axis=1)
     # a tie with the own label keeps the sample a reference, never a flip
