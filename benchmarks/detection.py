@@ -5,10 +5,14 @@ Scenarios (``--scenarios``; the first five by default):
 - ``mnist-uniform-5``, ``mnist-uniform-10``, ``mnist-uniform-20``: uniform label flips of 5/10/20% of MNIST;
 - ``mnist-targeted``: 30% of MNIST's 2s relabelled 7;
 - ``fashion-uniform-10``: a uniform 10% flip of Fashion-MNIST (Debian's ``dataset-fashion-mnist``);
-- ``mnist-fgsm-10``: 10% FGSM poisons at the paper's eps 2.0 (not by default: it trains a surrogate too).
+- ``mnist-fgsm-10``: 10% FGSM poisons at the paper's eps 2.0 (not by default: it trains a surrogate too);
+- ``cifar-uniform-10``, ``cifar-cat-to-dog``: a uniform 10% flip of CIFAR-10 and half of its cats relabelled
+  dog (the presets of ``examples/cifar10.toml``), from ``--cifar`` (``cifar10``: the official archive in the
+  cache, or an image folder such as the JPEG copy). Not by default: each trains ``--cifar-model`` with its
+  recipe (``poisonlab.models.RECIPES``), minutes on a GPU, a quarter of an hour or more on two CPU cores.
 
 Features: the penultimate activations of the paper CNN trained on each poisoned set (``TrainConfig(epochs,
-seed)``), computed once and cached under ``--cache`` (default ``benchmarks/.cache``; an ``.npz`` per
+seed)``; on CIFAR-10 ``--cifar-model`` with its recipe), computed once and cached under ``--cache`` (default ``benchmarks/.cache``; an ``.npz`` per
 scenario, keyed by the dataset slice, attack, seed, training config, torch threads and poisonlab version),
 so reruns only re-run the detectors. Every method sees the same features and labels:
 
@@ -30,6 +34,7 @@ reference's error (1 - F1) that poisonlab removes, and the recommended detector 
 
     python benchmarks/detection.py [--quick] [--seed 0] [--epochs 3] [--scenarios NAME ...]
                                    [--defenses NAME ...] [--no-references] [--cache DIR] [--out rows.json]
+    python benchmarks/detection.py --scenarios cifar-uniform-10 cifar-cat-to-dog --cifar path/to/cifar10-jpeg
 
 ``--quick``: a class-stratified slice of 12,000 training images and 2-epoch models. The references
 need ``pip install adversarial-robustness-toolbox cleanlab`` (benchmark only; rows say when missing).
@@ -56,7 +61,8 @@ from poisonlab.defenses import DETECTORS, compute_features, detect_poisons, dete
 from poisonlab.defenses.metrics import f1_at_rate
 from poisonlab.errors import PoisonlabError
 from poisonlab.experiment.store import array_fingerprint, digest
-from poisonlab.training import TrainConfig, predict_logits, train
+from poisonlab.models import MODEL_NAMES, RECIPES
+from poisonlab.training import TrainConfig, evaluate, predict_logits, train
 from references import (art_activation_clustering, art_spectral_signatures, available, cleanlab_knn,
                         cleanlab_softmax, knn_vote)
 
@@ -67,6 +73,8 @@ SCENARIOS: dict[str, tuple[str, str, dict]] = {
     "mnist-targeted": ("mnist", "label-flip", {"rate": 0.30, "source_class": 2, "target_class": 7}),
     "fashion-uniform-10": ("fashion-mnist", "label-flip", {"rate": 0.10}),
     "mnist-fgsm-10": ("mnist", "fgsm", {"rate": 0.10, "eps": 2.0}),
+    "cifar-uniform-10": ("cifar10", "label-flip", {"rate": 0.10}),
+    "cifar-cat-to-dog": ("cifar10", "label-flip", {"rate": 0.50, "source_class": 3, "target_class": 5}),
 }
 DEFAULT_SCENARIOS = list(SCENARIOS)[:5]
 QUICK = {"n_train": 12000, "n_test": 1000, "epochs": 2}
@@ -84,6 +92,9 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="+", default=DEFAULT_SCENARIOS, choices=list(SCENARIOS), metavar="NAME")
     ap.add_argument("--defenses", nargs="+", default=sorted(DETECTORS), choices=sorted(DETECTORS), metavar="NAME")
     ap.add_argument("--no-references", action="store_true", help="poisonlab detectors only")
+    ap.add_argument("--cifar", default="cifar10", help="CIFAR-10 for the cifar scenarios: cifar10 (the official "
+                    "archive, from the cache) or an image folder such as the JPEG copy")
+    ap.add_argument("--cifar-model", default="airnet", choices=MODEL_NAMES, help="feature model on CIFAR-10")
     ap.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / ".cache")
     ap.add_argument("--out", help="also write every row to this JSON file")
     args = ap.parse_args()
@@ -91,7 +102,8 @@ def main() -> None:
     os.environ.setdefault("POISONLAB_CACHE", str(args.cache / "data"))
     epochs = args.epochs or (QUICK["epochs"] if args.quick else 3)
     found = available()
-    print(f"# seed {args.seed}, feature model: paper CNN, {epochs} epoch(s), {torch.get_num_threads()} torch "
+    print(f"# seed {args.seed}, feature model: paper CNN, {epochs} epoch(s) ({args.cifar_model} with its recipe on "
+          f"CIFAR-10), {torch.get_num_threads()} torch "
           f"threads; {'quick slices' if args.quick else 'full training sets'}; {os.cpu_count()} cores, load "
           f"average {os.getloadavg()[0]:.2f}; references: ART {'yes' if found['art'] else 'missing'}, "
           f"cleanlab {'yes' if found['cleanlab'] else 'missing'}")
@@ -99,7 +111,8 @@ def main() -> None:
     summary: list[dict] = []
     for scenario in args.scenarios:
         X, probabilities, y, is_poison, note = scenario_features(scenario, seed=args.seed, epochs=epochs, quick=args.quick,
-                                                  cache=args.cache)
+                                                                 cache=args.cache, cifar=args.cifar,
+                                                                 cifar_model=args.cifar_model)
         rate = float(is_poison.mean())
         if not rows:
             warm_up(X, probabilities, y, is_poison, args, found)
@@ -119,13 +132,18 @@ def main() -> None:
 
 # ----------------------------------------------------------------------------------------------- features
 
-def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool,
-                      cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
-    """The activations (N, 128) of the paper CNN trained on the scenario's poisoned set, that CNN's
-    softmax (N, K) on the same images, the labels and the poison mask; read from ``cache`` when an entry
-    with the same recipe exists."""
+def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool, cache: Path, cifar: str = "cifar10",
+                      cifar_model: str = "airnet") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """The activations (N, D) of the model trained on the scenario's poisoned set (the paper CNN for
+    ``epochs``; ``cifar_model`` with its recipe on CIFAR-10), that model's softmax (N, K) on the same
+    images, the labels and the poison mask; read from ``cache`` when an entry with the same recipe exists."""
     dataset, attack, params = SCENARIOS[scenario]
-    config = TrainConfig(epochs=epochs, seed=seed)
+    if dataset == "cifar10":
+        dataset = cifar
+        recipe_epochs = QUICK["epochs"] if quick else RECIPES[cifar_model]["epochs"]
+        config = TrainConfig(**{**RECIPES[cifar_model], "epochs": recipe_epochs}, model=cifar_model, seed=seed)
+    else:
+        config = TrainConfig(epochs=epochs, seed=seed)
     recipe = {"dataset": dataset, "attack": attack, "params": params, "seed": seed, "quick": quick,
               "slice": QUICK if quick else None, "train": config.to_dict(), "threads": torch.get_num_threads(),
               "version": __version__, "softmax": True}
@@ -147,6 +165,8 @@ def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool,
     model = train(poisoned.x_train, poisoned.y_train, num_classes=poisoned.num_classes, config=config).model
     X, info = compute_features("activations", poisoned.x_train, poisoned.y_train, model=model)
     logits = predict_logits(model, poisoned.x_train).astype(np.float64)
+    accuracy = evaluate(model, ds.x_test, ds.y_test, num_classes=ds.num_classes)["accuracy"]
+    info = {**info, "feature_model": config.model, "test_accuracy": accuracy}
     probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     seconds = time.perf_counter() - start
@@ -155,7 +175,7 @@ def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool,
              is_poison=poisoned.is_poison,
              recipe=np.asarray(json.dumps({**recipe, "labels": check, "info": info}, default=str)))
     return (X, probabilities.astype(np.float32), poisoned.y_train, poisoned.is_poison,
-            f"features computed in {seconds:.0f} s, cached in {path}")
+            f"features of {config.model} ({accuracy:.2%} test accuracy) computed in {seconds:.0f} s, cached in {path}")
 
 
 # ----------------------------------------------------------------------------------------------- methods

@@ -27,6 +27,7 @@ from poisonlab._io import atomic_path, write_json
 from poisonlab.augment import AUGMENTATIONS, TTAS, random_crop_flip
 from poisonlab.errors import PoisonlabError
 from poisonlab.models import build_model, count_parameters
+from poisonlab.models.airnet import WHITEN_SAMPLES
 
 # ``TrainConfig.precision``: bf16 autocast, plain float32, or bf16 where the CPU has native support
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
@@ -220,6 +221,16 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
+def fit_data_dependent_init(model: nn.Module, x_u8: torch.Tensor, config: TrainConfig) -> None:
+    """Let a model with a ``fit_whitening(x)`` method (airnet) fit its first layer to a sample of the training
+    images: ``WHITEN_SAMPLES`` drawn with ``config.seed`` (a class-sorted folder's first images are one class)."""
+    fit = getattr(model, "fit_whitening", None)
+    if fit is None:
+        return
+    idx = torch.randperm(len(x_u8), generator=torch.Generator().manual_seed(config.seed + 2))[:WHITEN_SAMPLES]
+    fit(_as_float(x_u8[idx.to(x_u8.device)], config.in_channels, False))
+
+
 def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig = TrainConfig(),
           progress: bool = True, desc: str = "train",
           on_epoch: Callable[[int, int, float, float], None] | None = None) -> TrainResult:
@@ -242,6 +253,7 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     x_u8, y_t = to_tensor(x).to(device), torch.tensor(np.asarray(y), dtype=torch.int64, device=device)
+    fit_data_dependent_init(model, x_u8, config)
     # augmentation draws from its own generator: the batch order is the same with or without it
     augment = config.resolved_augment(x.shape[1]) == "crop-flip"
     augment_generator = torch.Generator().manual_seed(config.seed + 1) if augment else None

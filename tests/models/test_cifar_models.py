@@ -4,14 +4,16 @@ import torch
 from torch import nn
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.models import (MODEL_NAMES, MODELS, RECIPES, FastNet, FastNetWide, ResNet18, ResNet20, build_model,
+from poisonlab.models import (MODEL_NAMES, MODELS, RECIPES, AirNet, FastNet, FastNetWide, ResNet18, ResNet20, build_model,
                               count_parameters)
 from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, BasicBlock
 from poisonlab.training import TrainConfig, extract_features, train
 
 # name -> (parameters on 3x32x32 with 10 classes, penultimate width)
 CIFAR_MODELS = {"resnet18": (11_173_962, 512), "resnet20": (269_722, 64), "fastnet": (412_954, 128),
-                "fastnet-wide": (1_646_122, 256)}
+                "fastnet-wide": (1_646_122, 256), "airnet": (497_816, 128)}
+# the smallest image each model downsamples (airnet: a 2x2 valid conv, then three 2x2 pools)
+MIN_SIZE = {"airnet": 16}
 
 
 def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -34,8 +36,8 @@ def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 def test_registry_holds_the_cifar_models():
     assert set(CIFAR_MODELS) <= set(MODEL_NAMES) and MODEL_NAMES == tuple(MODELS)
-    assert (MODELS["resnet18"], MODELS["resnet20"], MODELS["fastnet"], MODELS["fastnet-wide"]) == (
-        ResNet18, ResNet20, FastNet, FastNetWide)
+    assert (MODELS["resnet18"], MODELS["resnet20"], MODELS["fastnet"], MODELS["fastnet-wide"], MODELS["airnet"]) == (
+        ResNet18, ResNet20, FastNet, FastNetWide, AirNet)
 
 
 @pytest.mark.parametrize("name", sorted(CIFAR_MODELS))
@@ -66,10 +68,11 @@ def test_grey_28x28_is_repeated_to_three_channels(name):
 
 @pytest.mark.parametrize("name", sorted(CIFAR_MODELS))
 def test_smallest_image_and_too_small_images(name):
-    model = build_model(name, image_size=8, num_classes=3)
-    assert model(torch.rand(2, 3, 8, 8)).shape == (2, 3)
-    with pytest.raises(PoisonlabError, match=f"{name} needs images of at least 8x8, got 7x7"):
-        build_model(name, image_size=7)
+    size = MIN_SIZE.get(name, 8)
+    model = build_model(name, image_size=size, num_classes=3)
+    assert model(torch.rand(2, 3, size, size)).shape == (2, 3)
+    with pytest.raises(PoisonlabError, match=f"{name} needs images of at least {size}x{size}, got {size - 1}x{size - 1}"):
+        build_model(name, image_size=size - 1)
 
 
 @pytest.mark.parametrize("name", sorted(CIFAR_MODELS))
@@ -99,7 +102,8 @@ def test_one_short_training_epoch_and_features(name):
 @pytest.mark.parametrize("name", sorted(CIFAR_MODELS))
 def test_same_seed_gives_identical_weights(name):
     rng = np.random.default_rng(1)
-    x = rng.integers(0, 256, size=(16, 3, 8, 8), dtype=np.uint8)
+    size = MIN_SIZE.get(name, 8)
+    x = rng.integers(0, 256, size=(16, 3, size, size), dtype=np.uint8)
     y = rng.integers(0, 3, size=16)
     config = TrainConfig(epochs=1, batch_size=8, model=name, precision="fp32", device="cpu", seed=3)
     first, second = (train(x, y, num_classes=3, config=config, progress=False).model.state_dict() for _ in range(2))
@@ -150,3 +154,52 @@ def test_every_model_has_a_valid_recipe():
     assert set(RECIPES) == set(MODEL_NAMES)
     for name, recipe in RECIPES.items():
         assert TrainConfig(model=name, **recipe).epochs == recipe["epochs"]
+
+
+def test_airnet_whitening_decorrelates_the_patches_it_was_fitted_on_and_is_frozen():
+    torch.manual_seed(0)
+    # correlated colour channels: a shared grey component plus a little noise per channel
+    grey = torch.rand(64, 1, 16, 16)
+    x = (0.8 * grey + 0.2 * torch.rand(64, 3, 16, 16)).clamp(0, 1)
+    model = AirNet(image_size=16, mean=0.5, std=0.25)
+    model.fit_whitening(x)
+    weight = model.whiten_weight
+    assert weight.shape == (24, 3, 2, 2) and "whiten_weight" in dict(model.named_buffers())
+    assert "whiten_weight" not in dict(model.named_parameters()) and model.whiten_bias.requires_grad
+    torch.testing.assert_close(weight[12:], -weight[:12])  # each filter and its negative
+    with torch.no_grad():
+        out = model.whiten((x - 0.5) / 0.25)[:, :12]  # (N, 12, 15, 15): one response per eigenvector
+    flat = out.permute(0, 2, 3, 1).reshape(-1, 12).double()
+    second_moment = flat.T @ flat / len(flat)
+    eigenvalues = torch.linalg.eigvalsh(second_moment)
+    # whitened: off-diagonal moments near zero, each direction's variance lambda / (lambda + eps) <= 1
+    off_diagonal = second_moment - torch.diag(torch.diag(second_moment))
+    assert off_diagonal.abs().max() < 1e-6 and eigenvalues.max() <= 1 + 1e-6
+    assert torch.diag(second_moment).max() > 0.9  # the large directions come out at unit variance
+
+
+def test_training_fits_airnets_whitening_and_never_trains_it():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 3, 16, 16), dtype=np.uint8)
+    y = rng.integers(0, 4, size=40)
+    config = TrainConfig(epochs=2, batch_size=16, model="airnet", precision="fp32", device="cpu", seed=5)
+    torch.manual_seed(5)
+    untrained = AirNet(image_size=16, num_classes=4)
+    model = train(x, y, num_classes=4, config=config, progress=False).model
+    fitted = AirNet(image_size=16, num_classes=4, mean=float(model.mean), std=float(model.std))
+    fitted.fit_whitening(torch.from_numpy(x).float() / 255)
+    # the trained net's first layer is the whitening of its own training images, untouched by the optimizer
+    torch.testing.assert_close(model.whiten_weight, fitted.whiten_weight)
+    assert not torch.equal(model.whiten_weight, untrained.whiten_weight)
+    # a model rebuilt from saved weights has the same filters (a buffer in the state dict)
+    rebuilt = AirNet(image_size=16, num_classes=4)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.whiten_weight, model.whiten_weight)
+
+
+def test_airnet_widths_are_a_parameter():
+    model = AirNet(widths=(8, 16, 24), num_classes=4, image_size=16)
+    assert model.penultimate(torch.rand(2, 3, 16, 16)).shape == (2, 24)
+    with pytest.raises(PoisonlabError, match="widths must be 3 positive integers"):
+        AirNet(widths=(16, 32, 64, 128))
+
