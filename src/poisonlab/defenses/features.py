@@ -30,7 +30,7 @@ def compute_features(kind: str, x_train_u8: np.ndarray, y_train: np.ndarray, *, 
         ``"pca"``: the first ``n_components`` principal components of the pixels, fitted on these
         training images (randomized SVD seeded with ``seed``).
         ``"activations"``: the penultimate-layer activations (D = 128 for the paper CNN) of ``model``
-        (any ``torch.nn.Module``: see :func:`poisonlab.training.extract_features` for which layer),
+        (any ``torch.nn.Module``: see :func:`poisonlab.inference.extract_features` for which layer),
         or, when ``model`` is ``None``, of a model trained here on ``(x_train_u8, y_train)`` with
         ``train_config`` (default: ``TrainConfig(seed=seed)``, 3 epochs).
     x_train_u8 : np.ndarray (N, C, H, W) uint8

@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from poisonlab.errors import PoisonlabError
-from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, check_image_size, normalise_pixels
+from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, check_image_size, check_widths, normalise_pixels
 
 # airbench94's widths (64, 256, 256) at a half: a quarter of its multiply-adds, what 2 CPU cores train in minutes
 AIRNET_WIDTHS: tuple[int, int, int] = (32, 128, 128)
@@ -75,9 +74,7 @@ class AirNet(nn.Module):
                  widths: Sequence[int] = AIRNET_WIDTHS) -> None:
         super().__init__()
         check_image_size(self.model_name, image_size, MIN_IMAGE_SIZE)
-        widths = tuple(widths)
-        if len(widths) != 3 or not all(isinstance(w, int) and w > 0 for w in widths):
-            raise PoisonlabError(f"airnet widths must be 3 positive integers, got {widths!r}")
+        widths = check_widths(self.model_name, widths, 3)
         self.in_channels, self.widths = in_channels, widths
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from poisonlab.errors import PoisonlabError
-from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, check_image_size, normalise_pixels
+from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, check_image_size, check_widths, normalise_pixels
 
 # Page's ResNet-9 widths (64, 128, 256, 512) at a quarter: under a twentieth of ResNet-18's multiply-adds
 FASTNET_WIDTHS: tuple[int, int, int, int] = (16, 32, 64, 128)
@@ -69,9 +68,7 @@ class FastNet(nn.Module):
                  widths: Sequence[int] = FASTNET_WIDTHS) -> None:
         super().__init__()
         check_image_size(self.model_name, image_size)
-        widths = tuple(widths)
-        if len(widths) != 4 or not all(isinstance(w, int) and w > 0 for w in widths):
-            raise PoisonlabError(f"fastnet widths must be 4 positive integers, got {widths!r}")
+        widths = check_widths(self.model_name, widths, 4)
         self.in_channels, self.widths = in_channels, widths
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))

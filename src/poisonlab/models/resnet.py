@@ -25,6 +25,14 @@ def check_image_size(model: str, image_size: int, minimum: int = MIN_IMAGE_SIZE)
         raise PoisonlabError(f"{model} needs images of at least {minimum}x{minimum}, got {image_size}x{image_size}")
 
 
+def check_widths(model: str, widths, count: int) -> tuple[int, ...]:
+    """``widths`` as a tuple of ``count`` positive integers (a net's channels per stage), else :class:`PoisonlabError`."""
+    widths = tuple(widths)
+    if len(widths) != count or not all(isinstance(w, int) and w > 0 for w in widths):
+        raise PoisonlabError(f"{model} widths must be {count} positive integers, got {widths!r}")
+    return widths
+
+
 def normalise_pixels(x: torch.Tensor, in_channels: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Pixels (N, C, H, W) in [0, 1] -> ``(x - mean) / std`` with a 1-channel batch repeated to ``in_channels``."""
     if x.shape[1] == 1 and in_channels != 1:
@@ -158,4 +166,4 @@ class ResNet20(CifarResNet):
 
 
 __all__ = ["BasicBlock", "CIFAR10_MEAN", "CIFAR10_STD", "CifarResNet", "ResNet18", "ResNet20", "check_image_size",
-           "normalise_pixels"]
+           "check_widths", "normalise_pixels"]
