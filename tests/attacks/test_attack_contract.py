@@ -19,10 +19,12 @@ FAST = {
     "gradient-matching": {"budget": 0.05, "targets": 2, "restarts": 1, "steps": 2, "surrogate_epochs": 1},
     "badnets": {"rate": 0.1, "target_class": 1},
     "blend": {"rate": 0.1, "target_class": 0, "source_class": 2},
+    "sleeper-agent": {"rate": 0.05, "target_class": 1, "source_class": 2, "steps": 3, "retrains": 1,
+                      "surrogate_epochs": 1, "source_samples": 20},
 }
 # a parameter value each attack must refuse without seeing data
 BAD = {"label-flip": ("rate", 0), "fgsm": ("eps", -1.0), "gradient-matching": ("steps", 0),
-       "badnets": ("trigger", "no-such-pattern"), "blend": ("alpha", 2.0)}
+       "badnets": ("trigger", "no-such-pattern"), "blend": ("alpha", 2.0), "sleeper-agent": ("retrains", -1)}
 
 
 def test_every_attack_has_settings_and_a_command():

@@ -111,6 +111,18 @@ def test_alignment_loss_falls(brewed):
     assert brew.best_loss < history[0]
 
 
+def test_bf16_crafting_aligns_like_fp32_and_keeps_the_bound(digits, surrogate, brewed):
+    fp32, poison_idx, target = brewed
+    brew = brew_poisons([surrogate], digits.x_train[poison_idx], digits.y_train[poison_idx],
+                        digits.x_test[target:target + 1], 3, eps=EPS, steps=40, restarts=1, max_shift=0,
+                        generator=torch.Generator().manual_seed(0), precision="bf16")
+    delta = brew.poisons.astype(np.int64) - digits.x_train[poison_idx].astype(np.int64)
+    assert np.abs(delta).max() <= 16
+    # the same descent in lower precision: it falls as far as float32's (scored in float32 both times)
+    assert np.mean(brew.best_history[-5:]) < np.mean(brew.best_history[:5]) - 0.02
+    assert brew.best_loss == pytest.approx(fp32.best_loss, abs=0.05)
+
+
 def test_fractional_eps_bound_after_rounding(digits, surrogate):
     eps = 5.3 / 255
     idx = np.flatnonzero(digits.y_train == 1)[:8]
@@ -197,7 +209,8 @@ def test_colour_brew_stays_within_eps_and_records_its_augmentation(digits):
 
 
 @pytest.mark.parametrize("params", [dict(budget=0), dict(eps=0), dict(targets=0), dict(steps=0),
-                                    dict(budget=0.001, targets=5), dict(budget=0.2, targets=3)])
+                                    dict(budget=0.001, targets=5), dict(budget=0.2, targets=3),
+                                    dict(precision="fp16")])
 def test_bad_parameters_raise(digits, params):
     with pytest.raises(PoisonlabError):
         make_attack("gradient-matching", **params).poison(digits, seed=0)

@@ -241,6 +241,25 @@ def test_backdoor_attack_reports_attack_success_per_scenario(tmp_path):
     assert numbers_only(again) == numbers_only(results)
 
 
+def test_sleeper_agent_by_name_uses_the_clean_model_and_reports_attack_success(tmp_path):
+    """A clean-label backdoor in a config: the clean model is its surrogate (retrained as its own kind), labels
+    stay, and every scenario gains the ASR on the source class's triggered test images."""
+    config = tiny_config(attacks=[{"name": "sleeper-agent", "params": {
+        "rate": 0.05, "target_class": 1, "source_class": 7, "steps": 4, "retrains": 1, "surrogate_epochs": 1,
+        "source_samples": 20}}], defenses=["spectral"], projection_samples=0)
+    results = run_experiment(config, tmp_path / "run", progress=False)
+    entry = results["attacks"]["sleeper-agent"]
+    assert entry["attack"]["backdoor"]["target_class"] == 1 and entry["attack"]["backdoor"]["source_class"] == 7
+    for name in ("clean", "attacked", "spectral"):
+        assert 0 <= entry["scenarios"][name]["attack_success_rate"] <= 1
+    stage = next((tmp_path / "run" / "stages").glob("attack-*"))
+    record = json.loads((stage / "stage.json").read_text())["attack"]
+    assert record["surrogate_model"] == "paper-cnn" and len(record["retrain_seconds"]) == 1
+    with np.load(stage / "arrays.npz", allow_pickle=False) as npz:
+        poisons_labels, n_poison = npz["y_train"][npz["is_poison"]], int(npz["is_poison"].sum())
+    assert n_poison == record["n_poison"] > 0 and set(poisons_labels.tolist()) == {1}   # clean label: target images
+
+
 def test_projection_sample_is_not_the_attack_draw(tmp_path):
     """The plotted sample draws from its own stream: its poison share is close to the attack's, for every
     attack (with the attack's own stream it was a subset of the poisons: all poisons)."""

@@ -11,11 +11,12 @@ from poisonlab.attacks.blend import Blend
 from poisonlab.attacks.fgsm import FGSM, fgsm_images
 from poisonlab.attacks.gradient_matching import GradientMatching, brew_poisons, gradient_alignment
 from poisonlab.attacks.label_flip import LABEL_FLIP_PAPER_PRESET, LabelFlip
+from poisonlab.attacks.sleeper_agent import SleeperAgent
 from poisonlab.attacks.targeted import TargetedRecord
 from poisonlab.registry import Registry
 
 ATTACKS: Registry[Attack] = Registry("attack", {cls.name: cls for cls in (LabelFlip, FGSM, GradientMatching,
-                                                                        BadNets, Blend)})
+                                                                        BadNets, Blend, SleeperAgent)})
 
 
 def make_attack(name: str, **params: Any) -> Attack:
@@ -24,5 +25,5 @@ def make_attack(name: str, **params: Any) -> Attack:
 
 
 __all__ = ["ATTACKS", "Attack", "Backdoor", "BackdoorRecord", "BadNets", "Blend", "FGSM", "GradientMatching",
-           "LABEL_FLIP_PAPER_PRESET", "LabelFlip", "PoisonPlan", "TargetedRecord", "backdoor_metrics", "brew_poisons",
-           "fgsm_images", "gradient_alignment", "make_attack"]
+           "LABEL_FLIP_PAPER_PRESET", "LabelFlip", "PoisonPlan", "SleeperAgent", "TargetedRecord", "backdoor_metrics",
+           "brew_poisons", "fgsm_images", "gradient_alignment", "make_attack"]

@@ -187,13 +187,16 @@ class Backdoor(Attack):
         n_poison = exact_count(self.rate, len(dataset.y_train))
         n_eligible = int(self._eligible(dataset.y_train).sum())
         if n_poison > n_eligible:
-            where = f"class {self.source_class}" if self.source_class is not None else "the non-target classes"
-            raise PoisonlabError(f"rate {self.rate:g} asks for {n_poison} poisons but {where} has only "
-                                 f"{n_eligible} training samples")
+            raise PoisonlabError(f"rate {self.rate:g} asks for {n_poison} poisons but {self.eligible_description()} "
+                                 f"has only {n_eligible} training samples")
         self.trigger_for(tuple(dataset.x_train.shape[1:]))  # the trigger fits the images
 
     def _eligible(self, y: np.ndarray) -> np.ndarray:
         return attacked_classes(y, self.target_class, self.source_class)
+
+    def eligible_description(self) -> str:
+        """Where the poisons come from, for error messages."""
+        return f"class {self.source_class}" if self.source_class is not None else "the non-target classes"
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:

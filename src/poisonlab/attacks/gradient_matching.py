@@ -19,6 +19,10 @@ onto the eps-ball and the valid pixel range after every step, several random res
 lowest final loss, and differentiable random translations during crafting so the poisons do not
 depend on pixel-exact alignment. With ``ensemble > 1`` the loss is the mean over several surrogates.
 
+Crafting runs in float32 by default; ``precision="bf16"`` runs the forward pass and both backward passes
+of each step under bfloat16 autocast (faster on CPUs with native bf16 kernels), while the
+target's gradient and the score of every restart stay float32.
+
 Pixels are rounded to uint8 at the end. When ``eps * 255`` is an integer (the CLI's ``--eps 16`` is
 16/255) rounding keeps ``||delta||_inf <= eps`` exactly; in general ``||delta||_inf <= eps + 0.5/255``.
 All pixels stay in 0..255.
@@ -29,7 +33,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -43,7 +47,10 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.training import TrainConfig, predict_logits, to_tensor, train
 
 
+# called before every crafting step with (step, current delta): new (surrogates, target gradients), or None
+Refresh = Callable[[int, torch.Tensor], "tuple[list[nn.Module], list] | None"]
 TARGET_SELECTIONS = ("random", "low-margin")
+CRAFT_PRECISIONS = ("fp32", "bf16")
 LOW_MARGIN_SHARE = 0.05  # "low-margin" targets: the lowest 5% of logit margins among correct test images
 
 
@@ -86,6 +93,9 @@ class GradientMatching(Attack):
         (true class minus runner-up) is in the lowest 5%, each with its runner-up class as the
         adversarial class. Such targets are sometimes misclassified by clean victims too, so judge them
         against :func:`poisonlab.validation.validate_poisoned`'s clean control.
+    precision : {"fp32", "bf16"}
+        The arithmetic of each crafting step: float32, or bfloat16 autocast (faster where the CPU has
+        native bf16; the target gradient and the restart scores stay float32).
     """
 
     budget: float = 0.01
@@ -99,6 +109,7 @@ class GradientMatching(Attack):
     augment: bool = True
     max_shift: int | None = None
     target_selection: str = "random"
+    precision: str = "fp32"
 
     name: ClassVar[str] = "gradient-matching"
     uses_model: ClassVar[bool] = True
@@ -113,6 +124,8 @@ class GradientMatching(Attack):
         if self.target_selection not in TARGET_SELECTIONS:
             raise PoisonlabError(f"target_selection must be one of {', '.join(TARGET_SELECTIONS)}, "
                                  f"got {self.target_selection!r}")
+        if self.precision not in CRAFT_PRECISIONS:
+            raise PoisonlabError(f"precision must be one of {', '.join(CRAFT_PRECISIONS)}, got {self.precision!r}")
         if not isinstance(self.augment, bool):
             raise PoisonlabError(f"augment must be true or false, got {self.augment!r}")
         if self.max_shift is not None:
@@ -152,7 +165,8 @@ class GradientMatching(Attack):
             brew = brew_poisons(
                 surrogates, dataset.x_train[poison_idx], dataset.y_train[poison_idx],
                 dataset.x_test[target:target + 1], int(y_adv), eps=self.eps, steps=self.steps,
-                restarts=self.restarts, tau=self.tau, max_shift=max_shift, flip=flip, generator=generator)
+                restarts=self.restarts, tau=self.tau, max_shift=max_shift, flip=flip, generator=generator,
+                precision=self.precision)
             seconds.append(round(time.perf_counter() - start, 3))
             x_new[poison_idx] = brew.poisons
             is_poison[poison_idx] = True
@@ -254,7 +268,8 @@ class Brew:
 
 def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np.ndarray, x_target: np.ndarray,
                  y_adv: int, *, eps: float, steps: int = 250, restarts: int = 1, tau: float = 0.1,
-                 max_shift: int = 2, flip: bool = False, generator: torch.Generator | None = None) -> Brew:
+                 max_shift: int = 2, flip: bool = False, generator: torch.Generator | None = None,
+                 precision: str = "fp32") -> Brew:
     """Craft perturbations for one target by gradient matching.
 
     Parameters
@@ -273,30 +288,32 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
         As in :class:`GradientMatching`; ``generator`` seeds the initialisation and the augmentation.
     flip : bool
         Also flip each poison left-right with probability 1/2 at every step (colour images).
+    precision : {"fp32", "bf16"}
+        The arithmetic of each step (bf16: autocast); the final score of each restart is float32.
 
     Returns
     -------
     Brew
         ``poisons`` (P, C, H, W) uint8 within ``eps`` (+ rounding) of ``x_poison``.
     """
-    models = [_fp32_copy(m) for m in surrogates]
-    base, target = _unit_pixels(x_poison), _unit_pixels(x_target)
+    models = [fp32_copy(m) for m in surrogates]
+    base, target = unit_pixels(x_poison), unit_pixels(x_target)
     labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
-    adv_label = torch.tensor([y_adv], dtype=torch.int64)
-    target_grads = [_target_gradient(m, target, adv_label) for m in models]
+    adv_label = torch.full((len(target),), int(y_adv), dtype=torch.int64)
+    target_grads = [target_gradient(m, target, adv_label) for m in models]
 
     best: tuple[float, torch.Tensor, list[float]] | None = None
     restart_losses = []
     for _ in range(restarts):
-        delta, history = _brew_once(models, target_grads, base, labels, eps=eps, steps=steps, tau=tau,
-                                    max_shift=max_shift, flip=flip, generator=generator)
+        delta, history = craft_delta(models, target_grads, base, labels, eps=eps, steps=steps, tau=tau,
+                                    max_shift=max_shift, flip=flip, generator=generator, precision=precision)
         # score the final delta without augmentation so restarts compare on the same footing
-        final = _alignment_loss(models, target_grads, base + delta, labels, max_shift=0, generator=None).item()
+        final = alignment_loss(models, target_grads, base + delta, labels, max_shift=0, generator=None).item()
         restart_losses.append(round(final, 6))
         if best is None or final < best[0]:
             best = (final, delta, history)
     assert best is not None
-    poisons = (base + best[1]).mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    poisons = to_uint8(base + best[1])
     return Brew(poisons=poisons, best_loss=round(best[0], 6), restart_losses=restart_losses, best_history=best[2])
 
 
@@ -309,27 +326,36 @@ def gradient_alignment(model: nn.Module, x_poison: np.ndarray, y_poison: np.ndar
 
     ``x_poison`` (P, C, H, W) and ``x_target`` (1, C, H, W) are uint8 images; ``y_poison`` their labels.
     """
-    copied = _fp32_copy(model)
-    target_grad = _target_gradient(copied, _unit_pixels(x_target), torch.tensor([int(y_adv)], dtype=torch.int64))
+    copied = fp32_copy(model)
+    target_grad = target_gradient(copied, unit_pixels(x_target),
+                                  torch.full((len(x_target),), int(y_adv), dtype=torch.int64))
     labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
-    loss = _alignment_loss([copied], [target_grad], _unit_pixels(x_poison), labels, max_shift=0, generator=None,
+    loss = alignment_loss([copied], [target_grad], unit_pixels(x_poison), labels, max_shift=0, generator=None,
                            create_graph=False)
     return float(1.0 - loss.item())
 
 
-def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
-               tau: float, max_shift: int, flip: bool,
-               generator: torch.Generator | None) -> tuple[torch.Tensor, list[float]]:
-    """One restart of signed Adam from a random start; returns delta (P, C, H, W) and the loss per step."""
+def craft_delta(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *, eps: float, steps: int,
+                tau: float, max_shift: int, flip: bool, generator: torch.Generator | None,
+                precision: str = "fp32", refresh: Refresh | None = None) -> tuple[torch.Tensor, list[float]]:
+    """One restart of signed Adam from a random start; returns delta (P, C, H, W) and the loss per step.
+
+    ``refresh`` (Sleeper Agent's surrogate retraining) may swap the surrogates and their target gradients
+    before any step; the perturbation, Adam's state and the step schedule carry on across the swap.
+    """
     delta = (torch.randn(base.shape, generator=generator) * eps).clamp_(-eps, eps)
     delta = (torch.clamp(base + delta, 0, 1) - base).requires_grad_(True)
     optimizer = torch.optim.Adam([delta], lr=tau * eps)
     milestones = [steps * 3 // 8, steps * 5 // 8, steps * 7 // 8]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     history = []
-    for _ in range(steps):
-        loss = _alignment_loss(models, target_grads, base + delta, labels, max_shift=max_shift, flip=flip,
-                               generator=generator)
+    for step in range(steps):
+        fresh = None if refresh is None else refresh(step, delta.detach())
+        if fresh is not None:
+            models, target_grads = fresh
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = alignment_loss(models, target_grads, base + delta, labels, max_shift=max_shift, flip=flip,
+                                   generator=generator)
         optimizer.zero_grad(set_to_none=False)
         (grad,) = torch.autograd.grad(loss, delta)
         delta.grad = grad.sign()  # the reference feeds Adam the gradient's sign ("signAdam")
@@ -342,7 +368,7 @@ def _brew_once(models, target_grads, base: torch.Tensor, labels: torch.Tensor, *
     return delta.detach(), history
 
 
-def _alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor, *, max_shift: int,
+def alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor, *, max_shift: int,
                     generator: torch.Generator | None, flip: bool = False, create_graph: bool = True) -> torch.Tensor:
     """Mean over surrogates of ``1 - cos(poison gradient, target gradient)``, differentiable in ``x``."""
     if max_shift > 0:
@@ -355,14 +381,15 @@ def _alignment_loss(models, target_grads, x: torch.Tensor, labels: torch.Tensor,
         poison_loss = F.cross_entropy(model(x), labels)
         # create_graph: the loss must be differentiated again, through these gradients, w.r.t. x
         poison_grad = torch.autograd.grad(poison_loss, params, create_graph=create_graph)
-        dot = sum((g * t).sum() for g, t in zip(poison_grad, target_grad))
-        poison_norm = torch.sqrt(sum(g.pow(2).sum() for g in poison_grad))
+        dot = sum((g.float() * t).sum() for g, t in zip(poison_grad, target_grad))
+        poison_norm = torch.sqrt(sum(g.float().pow(2).sum() for g in poison_grad))
         total = total + 1 - dot / (poison_norm * target_norm)
     return total / len(models)
 
 
-def _target_gradient(model: nn.Module, target: torch.Tensor, adv_label: torch.Tensor) -> tuple[list, torch.Tensor]:
-    """Gradient of ``CE(f(x_t), y_adv)`` over all parameters (detached) and its norm."""
+def target_gradient(model: nn.Module, target: torch.Tensor, adv_label: torch.Tensor) -> tuple[list, torch.Tensor]:
+    """Gradient of the mean ``CE(f(x_t), y_adv)`` over the targets (T, C, H, W) and all parameters (detached),
+    and its norm: one test image for Witches' Brew, the triggered source images for Sleeper Agent."""
     params = [p for p in model.parameters() if p.requires_grad]
     grads = torch.autograd.grad(F.cross_entropy(model(target), adv_label), params)
     grads = [g.detach() for g in grads]
@@ -388,12 +415,17 @@ def random_flip(x: torch.Tensor, *, generator: torch.Generator | None = None) ->
     return torch.where(flips, x.flip(3), x)
 
 
-def _unit_pixels(x: np.ndarray) -> torch.Tensor:
+def unit_pixels(x: np.ndarray) -> torch.Tensor:
     """uint8 images (N, C, H, W) as float32 in [0, 1]."""
     return to_tensor(x).to(torch.float32).div_(255.0)
 
 
-def _fp32_copy(model: nn.Module) -> nn.Module:
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Float pixels in [0, 1] (N, C, H, W) -> uint8 images, rounded (the inverse of :func:`unit_pixels`)."""
+    return x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def fp32_copy(model: nn.Module) -> nn.Module:
     """A float32, contiguous-format, eval-mode copy on the CPU (crafting needs exact fp32 double backward)."""
     copied = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
     for p in copied.parameters():

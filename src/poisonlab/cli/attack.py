@@ -17,13 +17,15 @@ from typing import Any
 from poisonlab._io import check_output
 from poisonlab.attacks import make_attack
 from poisonlab.attacks.fgsm import EPS_UNITS
-from poisonlab.attacks.gradient_matching import TARGET_SELECTIONS
+from poisonlab.attacks.gradient_matching import CRAFT_PRECISIONS, TARGET_SELECTIONS
 from poisonlab.attacks.blend import DEFAULT_ALPHA
 from poisonlab.attacks.label_flip import PRESETS
+from poisonlab.attacks.sleeper_agent import SELECTIONS
 from poisonlab.attacks.triggers import POSITIONS, TRIGGER_PATTERNS
 from poisonlab.cli.common import (add_dataset_options, fraction, load_from_args, load_surrogate, non_negative_int,
                                   positive_float, positive_int, seed, status)
 from poisonlab.data import PoisonedDataset
+from poisonlab.models import MODEL_NAMES
 
 
 @dataclass(frozen=True)
@@ -151,11 +153,7 @@ def _gm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--surrogate-epochs", type=positive_int, default=3, metavar="N",
                    help="epochs of each surrogate trained on the clean data (default 3)")
     _add_surrogate_option(p)
-    p.add_argument("--max-shift", type=int, default=None, metavar="PX",
-                   help="largest random translation during crafting, in pixels (default 2 for grey images, an "
-                        "eighth of the image side for colour ones: 4 on CIFAR-10)")
-    p.add_argument("--no-augment", action="store_true",
-                   help="craft without random translations (and, for colour images, flips)")
+    _add_crafting_options(p)
     p.add_argument("--target-selection", choices=TARGET_SELECTIONS, default="random",
                    help="random: random correctly classified test images and random wrong classes (the "
                         "reference protocol, default); low-margin: images among the 5%% with the smallest "
@@ -165,7 +163,8 @@ def _gm_options(p: argparse.ArgumentParser) -> None:
 def _gm_params(args: argparse.Namespace) -> dict[str, Any]:
     return {"budget": args.budget, "eps": args.eps / 255, "targets": args.targets, "restarts": args.restarts,
             "steps": args.steps, "tau": args.tau, "ensemble": args.ensemble, "surrogate_epochs": args.surrogate_epochs,
-            "augment": not args.no_augment, "max_shift": args.max_shift, "target_selection": args.target_selection}
+            "augment": not args.no_augment, "max_shift": args.max_shift, "target_selection": args.target_selection,
+            "precision": args.craft_precision}
 
 
 def _gm_summary(poisoned: PoisonedDataset) -> str:
@@ -192,12 +191,61 @@ def _backdoor_options(p: argparse.ArgumentParser, *, trigger: str) -> None:
 
 def _badnets_options(p: argparse.ArgumentParser) -> None:
     _backdoor_options(p, trigger="checkerboard")
-    p.add_argument("--position", choices=POSITIONS, default="top-left", help="where the patch goes "
-                                                                             "(default top-left)")
-    p.add_argument("--trigger-size", type=positive_int, metavar="PX",
-                   help="patch side in pixels (default max(3, round(side * 3 / 28)): 3 on MNIST and CIFAR-10)")
-    p.add_argument("--margin", type=non_negative_int, default=1, metavar="PX",
-                   help="pixels between the patch and the image edges (default 1)")
+    _patch_options(p, position="top-left", margin=1,
+                   size="max(3, round(side * 3 / 28)): 3 on MNIST and CIFAR-10")
+
+
+def _patch_options(p: argparse.ArgumentParser, *, position: str, margin: int, size: str) -> None:
+    p.add_argument("--position", choices=POSITIONS, default=position, help=f"where the patch goes "
+                                                                           f"(default {position})")
+    p.add_argument("--trigger-size", type=positive_int, metavar="PX", help=f"patch side in pixels (default {size})")
+    p.add_argument("--margin", type=non_negative_int, default=margin, metavar="PX",
+                   help=f"pixels between the patch and the image edges (default {margin})")
+
+
+def _sleeper_agent_options(p: argparse.ArgumentParser) -> None:
+    _backdoor_options(p, trigger="noise")
+    _patch_options(p, position="bottom-right", margin=0, size="a quarter of the side: 8 on CIFAR-10")
+    p.add_argument("--eps", type=positive_float, default=16.0, metavar="E",
+                   help="L-infinity bound in pixel units out of 255 (default 16, i.e. 16/255)")
+    p.add_argument("--steps", type=positive_int, default=250, metavar="S", help="signed-Adam steps (default 250)")
+    p.add_argument("--tau", type=positive_float, default=0.1, help="step size in units of eps (default 0.1)")
+    p.add_argument("--retrains", type=non_negative_int, default=4, metavar="R",
+                   help="times the surrogate is retrained from scratch on the current poisons, evenly spaced over "
+                        "the steps (default 4, the paper's)")
+    p.add_argument("--surrogate-model", choices=MODEL_NAMES, default="paper-cnn",
+                   help="the model trained as surrogate when --surrogate is not given (default paper-cnn); a given "
+                        "surrogate is retrained as its own kind")
+    p.add_argument("--surrogate-epochs", type=positive_int, metavar="N",
+                   help="epochs of every (re)trained surrogate (default: the model's recipe)")
+    _add_surrogate_option(p)
+    p.add_argument("--source-samples", type=positive_int, default=1000, metavar="N",
+                   help="triggered source training images the adversarial gradient averages over (default 1000)")
+    p.add_argument("--selection", choices=SELECTIONS, default="gradient-norm",
+                   help="which target-class images become poisons: the largest surrogate gradients (default) "
+                        "or random ones")
+    _add_crafting_options(p)
+
+
+def _add_crafting_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-shift", type=int, default=None, metavar="PX",
+                   help="largest random translation during crafting, in pixels (default 2 for grey images, an "
+                        "eighth of the image side for colour ones: 4 on CIFAR-10)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="craft without random translations (and, for colour images, flips)")
+    p.add_argument("--craft-precision", choices=CRAFT_PRECISIONS, default="fp32",
+                   help="arithmetic of each crafting step: fp32 (default) or bf16 autocast (faster "
+                        "on CPUs with native bf16)")
+
+
+def _sleeper_agent_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {"rate": args.rate, "target_class": args.target_class, "source_class": args.source_class,
+            "trigger": args.trigger, "pattern_seed": args.pattern_seed, "position": args.position,
+            "size": args.trigger_size, "margin": args.margin, "eps": args.eps / 255, "steps": args.steps,
+            "tau": args.tau, "retrains": args.retrains, "surrogate_model": args.surrogate_model,
+            "surrogate_epochs": args.surrogate_epochs, "source_samples": args.source_samples,
+            "selection": args.selection, "augment": not args.no_augment, "max_shift": args.max_shift,
+            "precision": args.craft_precision}
 
 
 def _blend_options(p: argparse.ArgumentParser) -> None:
@@ -240,4 +288,8 @@ ATTACK_COMMANDS: dict[str, AttackCommand] = {
     "blend": AttackCommand(
         "blended backdoor (Chen et al. 2017): mix a whole-image pattern into a share of the training images and "
         "relabel them to the target class", _blend_options, _backdoor_params, _backdoor_summary),
+    "sleeper-agent": AttackCommand(
+        "Sleeper Agent (Souri et al. 2022): a hidden-trigger, clean-label backdoor; perturb target-class training "
+        "images by gradient matching so that a model trained from scratch on them learns the trigger",
+        _sleeper_agent_options, _sleeper_agent_params, _backdoor_summary),
 }

@@ -18,7 +18,8 @@ from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, T
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument("--dataset", required=required, metavar="NAME",
-                        help="mnist, fashion-mnist, digits, or a path to an .npz with x_train, y_train, x_test, y_test")
+                        help="mnist, fashion-mnist, digits, cifar10, a path to an .npz with x_train, y_train, x_test, "
+                             "y_test, or an image folder (DIR/train/CLASS/*, DIR/test/CLASS/*)")
     parser.add_argument("--data-dir", type=Path, metavar="DIR",
                         help="folder with the four standard IDX files (raw or .gz), tried first")
     parser.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),

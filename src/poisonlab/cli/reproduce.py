@@ -44,7 +44,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=positive_int, metavar="N", help="repeat with seeds 0..N-1; report mean and std")
     p.add_argument("--quick", action="store_true",
                    help="a stratified 6,000 / 1,000 slice and 1 epoch per training (tests, demos)")
-    p.add_argument("--dataset", metavar="NAME", help="mnist, fashion-mnist, digits, or an .npz path")
+    p.add_argument("--dataset", metavar="NAME", help="mnist, fashion-mnist, digits, cifar10, an .npz path or an image folder")
     p.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),
                    help="a class-stratified slice of the dataset")
     p.add_argument("--defenses", metavar="A,B,...", help="comma-separated defense names")

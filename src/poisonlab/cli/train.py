@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "OUT/metrics.json and OUT/model.safetensors.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", metavar="NAME",
-                     help="mnist, fashion-mnist, digits, or a path to an .npz with x_train, y_train, x_test, y_test")
+                     help="mnist, fashion-mnist, digits, cifar10, a path to an .npz with x_train, y_train, x_test, "
+                          "y_test, or an image folder (DIR/train/CLASS/*, DIR/test/CLASS/*)")
     src.add_argument("--poisoned", type=Path, metavar="P.npz", help="a poisoned dataset from 'poisonlab attack'")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder with the four IDX files, tried first")
     p.add_argument("--subset", type=positive_int, nargs=2, metavar=("N_TRAIN", "N_TEST"),

@@ -9,6 +9,7 @@ from poisonlab.models.airnet import AirNet
 from poisonlab.models.fastnet import FastNet, FastNetWide
 from poisonlab.models.paper_cnn import PaperCNN, count_parameters
 from poisonlab.models.resnet import ResNet18, ResNet20
+from poisonlab.errors import PoisonlabError
 from poisonlab.registry import Registry
 
 MODELS: Registry[nn.Module] = Registry("model", {"paper-cnn": PaperCNN, "resnet18": ResNet18, "resnet20": ResNet20,
@@ -38,6 +39,14 @@ RECIPES: dict[str, dict[str, object]] = {
 }
 
 
+def registered_name(model: nn.Module) -> str:
+    """The registry name of ``model``'s class (what :func:`build_model` takes to make another like it)."""
+    for name in MODELS:
+        if type(model) is MODELS[name]:
+            return name
+    raise PoisonlabError(f"{type(model).__name__} is not a poisonlab model; pass one of {', '.join(MODELS)}")
+
+
 def build_model(name: str = "paper-cnn", *, in_channels: int = 3, image_size: int = 28,
                 num_classes: int = 10, mean: float | None = None, std: float | None = None) -> nn.Module:
     """A fresh, untrained model by name (weights come from the global torch seed); ``mean`` and ``std``
@@ -46,5 +55,5 @@ def build_model(name: str = "paper-cnn", *, in_channels: int = 3, image_size: in
     return MODELS.make(name, in_channels=in_channels, image_size=image_size, num_classes=num_classes, **kwargs)
 
 
-__all__ = ["AirNet", "MODELS", "MODEL_NAMES", "RECIPES", "FastNet", "FastNetWide", "PaperCNN", "ResNet18", "ResNet20", "build_model",
-           "count_parameters"]
+__all__ = ["AirNet", "MODELS", "MODEL_NAMES", "RECIPES", "FastNet", "FastNetWide", "PaperCNN", "ResNet18", "ResNet20",
+           "build_model", "count_parameters", "registered_name"]
