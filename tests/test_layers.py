@@ -148,8 +148,9 @@ def test_top_level_api_resolves_every_name():
 
 
 def test_package_faces_export_their_classes():
-    from poisonlab.attacks import FGSM, BadNets, Blend, GradientMatching, LabelFlip
+    from poisonlab.attacks import FGSM, BadNets, Blend, GradientMatching, LabelFlip, SleeperAgent
     from poisonlab.defenses import DETECTORS, PCADetector
 
-    assert {FGSM.name, GradientMatching.name, LabelFlip.name, BadNets.name, Blend.name} == set(poisonlab.ATTACKS)
+    faces = (FGSM, GradientMatching, LabelFlip, BadNets, Blend, SleeperAgent)
+    assert {face.name for face in faces} == set(poisonlab.ATTACKS)
     assert DETECTORS["pca"] is PCADetector and len(DETECTORS) == 11
