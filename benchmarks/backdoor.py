@@ -57,15 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     keep_freed_memory()  # no page faults on every training step's fresh buffers
     torch.set_num_threads(args.threads)
-    recipe = RECIPES[args.model]
     ds = load_dataset(args.dataset)
     if args.quick:
         ds = ds.subset(12000, 2000, seed=args.seed)
-    epochs = args.epochs or (PAPER_CNN_EPOCHS if args.model == "paper-cnn" else int(recipe["epochs"]))
-    config = TrainConfig(model=args.model, in_channels=ds.channels, epochs=epochs, batch_size=int(recipe["batch_size"]),
-                         lr=float(recipe["lr"]), optimizer=str(recipe["optimizer"]),
-                         weight_decay=float(recipe["weight_decay"]), label_smoothing=float(recipe["label_smoothing"]),
-                         seed=args.seed, precision=args.precision)
+    epochs = args.epochs or (PAPER_CNN_EPOCHS if args.model == "paper-cnn" else None)
+    config = TrainConfig.from_recipe(args.model, in_channels=ds.channels, epochs=epochs, seed=args.seed,
+                                     precision=args.precision)
     tta = config.resolved_tta(ds.channels)
     attack = make_attack("badnets", rate=args.rate, target_class=args.target_class, trigger=args.trigger,
                          position=args.position)

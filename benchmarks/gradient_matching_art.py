@@ -164,11 +164,7 @@ def _ours(args: argparse.Namespace) -> tuple[PoisonedDataset, nn.Module, TrainCo
     if not (args.poisoned and args.surrogate):
         raise SystemExit("gradient_matching_art: give --poisoned and --surrogate, or --quick")
     ours = load_poisoned(args.poisoned)
-    recipe = RECIPES[args.model]
-    config = TrainConfig(model=args.model, in_channels=ours.channels, epochs=args.epochs or int(recipe["epochs"]),
-                         batch_size=int(recipe["batch_size"]), lr=float(recipe["lr"]), optimizer=str(recipe["optimizer"]),
-                         weight_decay=float(recipe["weight_decay"]), label_smoothing=float(recipe["label_smoothing"]),
-                         seed=args.seed)
+    config = TrainConfig.from_recipe(args.model, in_channels=ours.channels, epochs=args.epochs, seed=args.seed)
     return ours, load_surrogate(args.surrogate, ours), config
 
 

@@ -28,7 +28,7 @@ from poisonlab.augment import AUGMENTATIONS, TTAS, random_crop_flip
 from poisonlab.errors import PoisonlabError
 from poisonlab.inference import (INFERENCE_PRECISIONS, _as_float, evaluate, extract_features,
                                  metrics_from_predictions, predict_logits, to_tensor)
-from poisonlab.models import build_model, count_parameters
+from poisonlab.models import RECIPES, build_model, count_parameters
 from poisonlab.models.airnet import WHITEN_SAMPLES
 
 # ``TrainConfig.precision``: bf16 autocast, plain float32, or bf16 where the CPU has native support
@@ -142,6 +142,17 @@ class TrainConfig:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device
+
+    @classmethod
+    def from_recipe(cls, model: str, *, in_channels: int, epochs: int | None = None, **changes: Any) -> "TrainConfig":
+        """``model``'s training recipe (``poisonlab.models.RECIPES``: epochs, batch size, optimizer, learning
+        rate, weight decay, label smoothing) for images of ``in_channels``; ``epochs`` (``None``: the recipe's)
+        and any other field in ``changes`` override it."""
+        recipe = RECIPES[model]
+        return cls(model=model, in_channels=in_channels, epochs=int(epochs or recipe["epochs"]),
+                   batch_size=int(recipe["batch_size"]), lr=float(recipe["lr"]), optimizer=str(recipe["optimizer"]),
+                   weight_decay=float(recipe["weight_decay"]), label_smoothing=float(recipe["label_smoothing"]),
+                   **changes)
 
     def resolved_augment(self, channels: int) -> str:
         """``"crop-flip"`` or ``"none"`` for images with ``channels`` channels."""

@@ -248,3 +248,16 @@ def test_flip_tta_is_the_mean_of_an_image_and_its_mirror(digits_slice):
     assert TrainConfig(augment="none").resolved_tta(3) == "none" and TrainConfig(tta="flip").resolved_tta(1) == "flip"
     with pytest.raises(PoisonlabError, match="tta"):
         predict_logits(model, x, tta="auto")
+
+
+def test_from_recipe_takes_the_models_recipe_and_the_overrides():
+    from poisonlab.models import RECIPES
+    from poisonlab.training import TrainConfig
+
+    recipe = RECIPES["airnet"]
+    config = TrainConfig.from_recipe("airnet", in_channels=3, seed=7, precision="fp32")
+    assert (config.model, config.in_channels, config.seed, config.precision) == ("airnet", 3, 7, "fp32")
+    assert (config.epochs, config.batch_size, config.lr, config.optimizer, config.weight_decay,
+            config.label_smoothing) == (recipe["epochs"], recipe["batch_size"], recipe["lr"], recipe["optimizer"],
+                                        recipe["weight_decay"], recipe["label_smoothing"])
+    assert TrainConfig.from_recipe("airnet", in_channels=3, epochs=2).epochs == 2

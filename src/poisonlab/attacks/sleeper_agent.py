@@ -45,7 +45,7 @@ from poisonlab.attacks.triggers import Trigger, make_trigger
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.inference import extract_features, predict_logits
-from poisonlab.models import MODELS, RECIPES, registered_name
+from poisonlab.models import MODELS, registered_name
 from poisonlab.training import TrainConfig, train
 
 SELECTIONS = ("gradient-norm", "random")
@@ -197,13 +197,8 @@ class SleeperAgent(BadNets):
         return PoisonPlan(x_train=x_new, y_train=dataset.y_train.copy(), is_poison=is_poison, extras=extras)
 
     def _train_surrogate(self, dataset: Dataset, x: np.ndarray, name: str, seed: int, log: Log) -> nn.Module:
-        recipe = RECIPES[name]
-        epochs = self.surrogate_epochs or int(recipe["epochs"])
-        config = TrainConfig(model=name, in_channels=dataset.channels, epochs=epochs,
-                             batch_size=int(recipe["batch_size"]), lr=float(recipe["lr"]),
-                             optimizer=str(recipe["optimizer"]), weight_decay=float(recipe["weight_decay"]),
-                             label_smoothing=float(recipe["label_smoothing"]), seed=seed)
-        log(f"sleeper-agent: training a {name} surrogate ({epochs} epoch(s), seed {seed})")
+        config = TrainConfig.from_recipe(name, in_channels=dataset.channels, epochs=self.surrogate_epochs, seed=seed)
+        log(f"sleeper-agent: training a {name} surrogate ({config.epochs} epoch(s), seed {seed})")
         return train(x, dataset.y_train, num_classes=dataset.num_classes, config=config, progress=False,
                      desc="surrogate").model
 
