@@ -134,11 +134,7 @@ class GradientMatching(Attack):
 
     def resolved_augmentation(self, dataset: Dataset) -> tuple[int, bool]:
         """``(max_shift, flip)`` used while crafting on ``dataset``; ``(0, False)`` without ``augment``."""
-        if not self.augment:
-            return 0, False
-        colour = dataset.channels == 3
-        default = dataset.x_train.shape[-1] // 8 if colour else 2
-        return (default if self.max_shift is None else int(self.max_shift)), colour
+        return crafting_augmentation(dataset, augment=self.augment, max_shift=self.max_shift)
 
     def check_dataset(self, dataset: Dataset) -> None:
         per_target = int(round(self.budget * len(dataset.y_train)))
@@ -315,6 +311,17 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
     assert best is not None
     poisons = to_uint8(base + best[1])
     return Brew(poisons=poisons, best_loss=round(best[0], 6), restart_losses=restart_losses, best_history=best[2])
+
+
+def crafting_augmentation(dataset: Dataset, *, augment: bool, max_shift: int | None) -> tuple[int, bool]:
+    """``(max_shift, flip)`` of crafting on ``dataset``: random shifts up to ``max_shift`` pixels (``None``: an
+    eighth of the side for colour images, 2 for grey ones) and, for colour images, flips; ``(0, False)`` without
+    ``augment``. Why: the poisons must keep their alignment under the victim's own augmentation."""
+    if not augment:
+        return 0, False
+    colour = dataset.channels == 3
+    default = dataset.x_train.shape[-1] // 8 if colour else 2
+    return (default if max_shift is None else int(max_shift)), colour
 
 
 def gradient_alignment(model: nn.Module, x_poison: np.ndarray, y_poison: np.ndarray, x_target: np.ndarray,

@@ -39,8 +39,8 @@ from torch import nn
 from poisonlab.attacks.backdoor import BackdoorRecord
 from poisonlab.attacks.badnets import BadNets
 from poisonlab.attacks.base import Log, PoisonPlan, check_int, check_number, exact_count, quiet
-from poisonlab.attacks.gradient_matching import (CRAFT_PRECISIONS, alignment_loss, craft_delta, fp32_copy,
-                                                 target_gradient, to_uint8, unit_pixels)
+from poisonlab.attacks.gradient_matching import (CRAFT_PRECISIONS, alignment_loss, craft_delta, crafting_augmentation,
+                                                 fp32_copy, target_gradient, to_uint8, unit_pixels)
 from poisonlab.attacks.triggers import Trigger, make_trigger
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
@@ -145,15 +145,15 @@ class SleeperAgent(BadNets):
         surrogate_seconds = round(time.perf_counter() - start, 3)
         trigger = self.trigger_for(tuple(dataset.x_train.shape[1:]))
         poison_idx = self._pick_poisons(dataset, model, rng)
-        sources = np.flatnonzero(BackdoorRecord(self.target_class, self.source_class, trigger).attacked(dataset.y_train))
+        record = BackdoorRecord(int(self.target_class), None if self.source_class is None else int(self.source_class),
+                                trigger)
+        sources = np.flatnonzero(record.attacked(dataset.y_train))
         sources = np.sort(rng.choice(sources, size=min(self.source_samples, len(sources)), replace=False))
         triggered = unit_pixels(trigger.apply(dataset.x_train[sources]))
         target_labels = torch.full((len(sources),), int(self.target_class), dtype=torch.int64)
         base = unit_pixels(dataset.x_train[poison_idx])
         labels = torch.as_tensor(dataset.y_train[poison_idx], dtype=torch.int64)
-        colour = dataset.channels == 3
-        max_shift = 0 if not self.augment else (
-            self.max_shift if self.max_shift is not None else (dataset.x_train.shape[-1] // 8 if colour else 2))
+        max_shift, flip = crafting_augmentation(dataset, augment=self.augment, max_shift=self.max_shift)
         retrain_at = {self.steps * k // (self.retrains + 1) for k in range(1, self.retrains + 1)}
         seeds = [int(s) for s in rng.integers(10_000, 2**31, size=self.retrains)]
         state: dict[str, Any] = {"model": fp32_copy(model), "retrain_seconds": []}
@@ -176,7 +176,7 @@ class SleeperAgent(BadNets):
         first = state["model"]
         delta, history = craft_delta([first], [target_gradient(first, triggered, target_labels)], base, labels,
                                      eps=self.eps, steps=self.steps, tau=self.tau, max_shift=max_shift,
-                                     flip=colour and self.augment, generator=generator, precision=self.precision,
+                                     flip=flip, generator=generator, precision=self.precision,
                                      refresh=refresh)
         crafting_seconds = round(time.perf_counter() - began - sum(state["retrain_seconds"]), 3)
         last = state["model"]
@@ -187,11 +187,9 @@ class SleeperAgent(BadNets):
         x_new[poison_idx] = to_uint8(base + delta)
         is_poison = np.zeros(len(x_new), dtype=bool)
         is_poison[poison_idx] = True
-        record = BackdoorRecord(int(self.target_class), None if self.source_class is None else int(self.source_class),
-                                trigger)
         extras = {"mode": self.mode, "n_poison": int(len(poison_idx)), "n_source_samples": int(len(sources)),
                   "surrogate_model": name, "final_alignment_loss": round(final, 6), "alignment_loss_history": history,
-                  "crafting_augmentation": {"max_shift": int(max_shift), "flip": bool(colour and self.augment)},
+                  "crafting_augmentation": {"max_shift": int(max_shift), "flip": flip},
                   "surrogate_seconds": surrogate_seconds, "retrain_seconds": state["retrain_seconds"],
                   "crafting_seconds": crafting_seconds, **record.to_record()}
         return PoisonPlan(x_train=x_new, y_train=dataset.y_train.copy(), is_poison=is_poison, extras=extras)
