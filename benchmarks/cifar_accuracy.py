@@ -31,15 +31,15 @@ PREVIOUS = {"optimizer": "adam", "batch_size": 256, "lr": 0.004, "weight_decay":
             "tta": "none"}
 
 
-def run_budget(ds, model: str, epochs: int, recipe: dict, seed: int) -> dict:
-    config = TrainConfig(**{**recipe, "epochs": epochs, "model": model, "seed": seed})
+def run_budget(ds, model: str, epochs: int, recipe: dict, seed: int, device: str = "auto") -> dict:
+    config = TrainConfig(**{**recipe, "epochs": epochs, "model": model, "seed": seed, "device": device})
     result = train(ds.x_train, ds.y_train, num_classes=ds.num_classes, config=config, progress=True,
                    desc=f"{model} {epochs} epochs")
     precision = config.resolved_precision()
     start = time.perf_counter()
     plain = evaluate(result.model, ds.x_test, ds.y_test, num_classes=ds.num_classes, precision=precision)
     flip = evaluate(result.model, ds.x_test, ds.y_test, num_classes=ds.num_classes, precision=precision, tta="flip")
-    return {"model": model, "epochs": epochs, "recipe": {k: v for k, v in config.to_dict().items() if k in recipe},
+    return {"model": model, "epochs": epochs, "device": config.resolved_device(), "recipe": {k: v for k, v in config.to_dict().items() if k in recipe},
             "train_seconds": round(result.seconds, 1), "images_per_second": round(result.images_per_second, 1),
             "accuracy": plain["accuracy"], "accuracy_flip_tta": flip["accuracy"],
             "eval_seconds": round(time.perf_counter() - start, 1),
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--model", default="fastnet", choices=MODEL_NAMES)
     ap.add_argument("--epochs", type=int, nargs="+", default=None, help="budgets (default: the recipe's)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--no-reference", action="store_true", help="skip the previous recipe's run")
     ap.add_argument("--quick", action="store_true", help="5,000 training images, 2 epochs: a smoke test")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
@@ -66,9 +67,9 @@ def main() -> None:
         ds, budgets = ds.subset(5000, 2000, seed=0), [2]
     print(f"{args.model} on {ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test, "
           f"{torch.get_num_threads()} threads, {machine_info()['precision']}; recipe {json.dumps(recipe)}")
-    rows = [run_budget(ds, args.model, e, recipe, args.seed) for e in budgets]
+    rows = [run_budget(ds, args.model, e, recipe, args.seed, args.device) for e in budgets]
     if not args.no_reference:
-        rows.append({**run_budget(ds, args.model, max(budgets), {**recipe, **PREVIOUS}, args.seed),
+        rows.append({**run_budget(ds, args.model, max(budgets), {**recipe, **PREVIOUS}, args.seed, args.device),
                      "reference": "previous recipe"})
     print(f"\n{'epochs':>6} {'recipe':<16} {'train s':>8} {'img/s':>7} {'acc %':>6} {'+flip TTA %':>11}")
     for r in rows:

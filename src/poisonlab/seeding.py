@@ -9,9 +9,12 @@ twice makes the smaller of two ``choice`` draws a subset of the larger.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import torch
 
 from poisonlab.errors import PoisonlabError
 
@@ -32,4 +35,21 @@ def stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([check_seed(seed), zlib.crc32(name.encode())])
 
 
-__all__ = ["MAX_SEED", "check_seed", "stream"]
+@contextmanager
+def deterministic_kernels(device: str | torch.device) -> Iterator[None]:
+    """On a CUDA ``device``: cuDNN's deterministic algorithms and no autotuning while the block runs (the
+    previous settings come back after it), so a seed gives the same weights and poisons run after run on one
+    GPU. Why: cuDNN's fastest convolution backward passes sum in a varying order. Elsewhere: nothing."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = cudnn.deterministic, cudnn.benchmark
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
+
+
+__all__ = ["MAX_SEED", "check_seed", "deterministic_kernels", "stream"]

@@ -2,7 +2,8 @@
 
 Batches are sliced from one uint8 tensor (no per-sample Python, no DataLoader workers), the model runs
 in ``channels_last`` memory format, and Adam or Nesterov SGD follows a one-cycle learning-rate schedule.
-The same seed gives the same weights and metrics on the same machine and thread count.
+The same seed gives the same weights and metrics on the same machine and thread count, and on the same
+GPU (cuDNN's deterministic algorithms while a model trains there).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from poisonlab.inference import (INFERENCE_PRECISIONS, _as_float, evaluate, extr
                                  metrics_from_predictions, predict_logits, to_tensor)
 from poisonlab.models import RECIPES, build_model, count_parameters
 from poisonlab.models.airnet import WHITEN_SAMPLES
+from poisonlab.seeding import deterministic_kernels
 
 # ``TrainConfig.precision``: bf16 autocast, plain float32, or bf16 where the CPU has native support
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
@@ -242,6 +244,13 @@ def train(x: np.ndarray, y: np.ndarray, *, num_classes: int, config: TrainConfig
     model = build_model(config.model, in_channels=config.in_channels, image_size=x.shape[-1],
                         num_classes=num_classes, mean=mean, std=std)
     device = torch.device(config.resolved_device())
+    with deterministic_kernels(device):
+        return _train(model, x, y, config, device, progress=progress, desc=desc, on_epoch=on_epoch)
+
+
+def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, config: TrainConfig, device: torch.device, *,
+           progress: bool, desc: str, on_epoch: Callable[[int, int, float, float], None] | None) -> TrainResult:
+    """:func:`train`'s loop for a freshly built ``model``, run on ``device``."""
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -20,8 +20,10 @@ lowest final loss, and differentiable random translations during crafting so the
 depend on pixel-exact alignment. With ``ensemble > 1`` the loss is the mean over several surrogates.
 
 Crafting runs in float32 by default; ``precision="bf16"`` runs the forward pass and both backward passes
-of each step under bfloat16 autocast (faster on CPUs with native bf16 kernels), while the
-target's gradient and the score of every restart stay float32.
+of each step under bfloat16 autocast (faster on CPUs with native bf16 kernels and on GPUs), while the
+target's gradient and the score of every restart stay float32. It runs on ``device`` (CUDA when a GPU is
+present, by default); the random draws (start, shifts, flips) come from a CPU generator on every device, so
+a seed draws the same augmentations everywhere, and on one device it gives the same poisons.
 
 Pixels are rounded to uint8 at the end. When ``eps * 255`` is an integer (the CLI's ``--eps 16`` is
 16/255) rounding keeps ``||delta||_inf <= eps`` exactly; in general ``||delta||_inf <= eps + 0.5/255``.
@@ -44,7 +46,8 @@ from poisonlab.attacks.base import Attack, Log, PoisonPlan, check_int, check_num
 from poisonlab.attacks.targeted import TargetedRecord
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
-from poisonlab.training import TrainConfig, predict_logits, to_tensor, train
+from poisonlab.seeding import deterministic_kernels
+from poisonlab.training import DEVICES, TrainConfig, predict_logits, to_tensor, train
 
 
 # called before every crafting step with (step, current delta): new (surrogates, target gradients), or None
@@ -96,6 +99,9 @@ class GradientMatching(Attack):
     precision : {"fp32", "bf16"}
         The arithmetic of each crafting step: float32, or bfloat16 autocast (faster where the CPU has
         native bf16; the target gradient and the restart scores stay float32).
+    device : {"auto", "cpu", "cuda"}
+        Where the surrogates this attack trains train and where crafting runs (a passed surrogate is
+        copied there); ``"auto"``: CUDA when a GPU is present. The record's ``crafting_device`` says which.
     """
 
     budget: float = 0.01
@@ -110,6 +116,7 @@ class GradientMatching(Attack):
     max_shift: int | None = None
     target_selection: str = "random"
     precision: str = "fp32"
+    device: str = "auto"
 
     name: ClassVar[str] = "gradient-matching"
     uses_model: ClassVar[bool] = True
@@ -126,6 +133,8 @@ class GradientMatching(Attack):
                                  f"got {self.target_selection!r}")
         if self.precision not in CRAFT_PRECISIONS:
             raise PoisonlabError(f"precision must be one of {', '.join(CRAFT_PRECISIONS)}, got {self.precision!r}")
+        if self.device not in DEVICES:
+            raise PoisonlabError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not isinstance(self.augment, bool):
             raise PoisonlabError(f"augment must be true or false, got {self.augment!r}")
         if self.max_shift is not None:
@@ -144,6 +153,7 @@ class GradientMatching(Attack):
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:
+        device = TrainConfig(device=self.device).resolved_device()
         start = time.perf_counter()
         surrogates, surrogate_seeds = self._surrogates(dataset, rng, model, log)
         surrogate_seconds = round(time.perf_counter() - start, 3)
@@ -162,7 +172,7 @@ class GradientMatching(Attack):
                 surrogates, dataset.x_train[poison_idx], dataset.y_train[poison_idx],
                 dataset.x_test[target:target + 1], int(y_adv), eps=self.eps, steps=self.steps,
                 restarts=self.restarts, tau=self.tau, max_shift=max_shift, flip=flip, generator=generator,
-                precision=self.precision)
+                precision=self.precision, device=device)
             seconds.append(round(time.perf_counter() - start, 3))
             x_new[poison_idx] = brew.poisons
             is_poison[poison_idx] = True
@@ -187,6 +197,7 @@ class GradientMatching(Attack):
             "alignment_loss_history": histories,
             "crafting_seconds": seconds,
             "surrogate_seconds": surrogate_seconds,
+            "crafting_device": device,
         }
         return PoisonPlan(x_train=x_new, y_train=dataset.y_train.copy(), is_poison=is_poison, extras=extras)
 
@@ -198,7 +209,7 @@ class GradientMatching(Attack):
         while len(models) < self.ensemble:
             # seeds far from the small ones ``validate`` uses, so victims never share the surrogate's init
             seed = int(rng.integers(10_000, 2**31))
-            config = TrainConfig(epochs=self.surrogate_epochs, seed=seed)
+            config = TrainConfig(epochs=self.surrogate_epochs, seed=seed, device=self.device)
             log(f"gradient-matching: training surrogate {len(models) + 1}/{self.ensemble} "
                 f"({self.surrogate_epochs} epoch(s), seed {seed})")
             models.append(train(dataset.x_train, dataset.y_train, num_classes=dataset.num_classes,
@@ -265,7 +276,7 @@ class Brew:
 def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np.ndarray, x_target: np.ndarray,
                  y_adv: int, *, eps: float, steps: int = 250, restarts: int = 1, tau: float = 0.1,
                  max_shift: int = 2, flip: bool = False, generator: torch.Generator | None = None,
-                 precision: str = "fp32") -> Brew:
+                 precision: str = "fp32", device: str | torch.device | None = None) -> Brew:
     """Craft perturbations for one target by gradient matching.
 
     Parameters
@@ -286,28 +297,31 @@ def brew_poisons(surrogates: list[nn.Module], x_poison: np.ndarray, y_poison: np
         Also flip each poison left-right with probability 1/2 at every step (colour images).
     precision : {"fp32", "bf16"}
         The arithmetic of each step (bf16: autocast); the final score of each restart is float32.
+    device : str, torch.device or None
+        Where to craft (``None``: the first surrogate's device); the surrogates are copied there.
 
     Returns
     -------
     Brew
         ``poisons`` (P, C, H, W) uint8 within ``eps`` (+ rounding) of ``x_poison``.
     """
-    models = [fp32_copy(m) for m in surrogates]
-    base, target = unit_pixels(x_poison), unit_pixels(x_target)
-    labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
-    adv_label = torch.full((len(target),), int(y_adv), dtype=torch.int64)
-    target_grads = [target_gradient(m, target, adv_label) for m in models]
-
+    device = torch.device(device) if device is not None else next(surrogates[0].parameters()).device
+    models = [fp32_copy(m, device) for m in surrogates]
+    base, target = unit_pixels(x_poison).to(device), unit_pixels(x_target).to(device)
+    labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64, device=device)
+    adv_label = torch.full((len(target),), int(y_adv), dtype=torch.int64, device=device)
     best: tuple[float, torch.Tensor, list[float]] | None = None
     restart_losses = []
-    for _ in range(restarts):
-        delta, history = craft_delta(models, target_grads, base, labels, eps=eps, steps=steps, tau=tau,
-                                    max_shift=max_shift, flip=flip, generator=generator, precision=precision)
-        # score the final delta without augmentation so restarts compare on the same footing
-        final = alignment_loss(models, target_grads, base + delta, labels, max_shift=0, generator=None).item()
-        restart_losses.append(round(final, 6))
-        if best is None or final < best[0]:
-            best = (final, delta, history)
+    with deterministic_kernels(device):
+        target_grads = [target_gradient(m, target, adv_label) for m in models]
+        for _ in range(restarts):
+            delta, history = craft_delta(models, target_grads, base, labels, eps=eps, steps=steps, tau=tau,
+                                        max_shift=max_shift, flip=flip, generator=generator, precision=precision)
+            # score the final delta without augmentation so restarts compare on the same footing
+            final = alignment_loss(models, target_grads, base + delta, labels, max_shift=0, generator=None).item()
+            restart_losses.append(round(final, 6))
+            if best is None or final < best[0]:
+                best = (final, delta, history)
     assert best is not None
     poisons = to_uint8(base + best[1])
     return Brew(poisons=poisons, best_loss=round(best[0], 6), restart_losses=restart_losses, best_history=best[2])
@@ -334,11 +348,13 @@ def gradient_alignment(model: nn.Module, x_poison: np.ndarray, y_poison: np.ndar
     ``x_poison`` (P, C, H, W) and ``x_target`` (1, C, H, W) are uint8 images; ``y_poison`` their labels.
     """
     copied = fp32_copy(model)
-    target_grad = target_gradient(copied, unit_pixels(x_target),
-                                  torch.full((len(x_target),), int(y_adv), dtype=torch.int64))
-    labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64)
-    loss = alignment_loss([copied], [target_grad], unit_pixels(x_poison), labels, max_shift=0, generator=None,
-                           create_graph=False)
+    device = next(copied.parameters()).device
+    with deterministic_kernels(device):
+        target_grad = target_gradient(copied, unit_pixels(x_target).to(device),
+                                      torch.full((len(x_target),), int(y_adv), dtype=torch.int64, device=device))
+        labels = torch.tensor(np.asarray(y_poison), dtype=torch.int64, device=device)
+        loss = alignment_loss([copied], [target_grad], unit_pixels(x_poison).to(device), labels, max_shift=0,
+                               generator=None, create_graph=False)
     return float(1.0 - loss.item())
 
 
@@ -349,8 +365,10 @@ def craft_delta(models, target_grads, base: torch.Tensor, labels: torch.Tensor, 
 
     ``refresh`` (Sleeper Agent's surrogate retraining) may swap the surrogates and their target gradients
     before any step; the perturbation, Adam's state and the step schedule carry on across the swap.
+    Runs on ``base``'s device (the models and gradients must be there); the draws come from ``generator``
+    on the CPU.
     """
-    delta = (torch.randn(base.shape, generator=generator) * eps).clamp_(-eps, eps)
+    delta = (torch.randn(base.shape, generator=generator) * eps).clamp_(-eps, eps).to(base.device)
     delta = (torch.clamp(base + delta, 0, 1) - base).requires_grad_(True)
     optimizer = torch.optim.Adam([delta], lr=tau * eps)
     milestones = [steps * 3 // 8, steps * 5 // 8, steps * 7 // 8]
@@ -360,7 +378,7 @@ def craft_delta(models, target_grads, base: torch.Tensor, labels: torch.Tensor, 
         fresh = None if refresh is None else refresh(step, delta.detach())
         if fresh is not None:
             models, target_grads = fresh
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with torch.autocast(base.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss = alignment_loss(models, target_grads, base + delta, labels, max_shift=max_shift, flip=flip,
                                    generator=generator)
         optimizer.zero_grad(set_to_none=False)
@@ -413,12 +431,13 @@ def random_translate(x: torch.Tensor, *, max_shift: int, generator: torch.Genera
     cols = (torch.arange(w).view(1, w) + max_shift - shifts[:, 1:]).view(n, 1, 1, w)
     batch = torch.arange(n).view(n, 1, 1, 1)
     channel = torch.arange(x.shape[1]).view(1, -1, 1, 1)
-    return padded[batch, channel, rows, cols]
+    index = [t.to(x.device) for t in (batch, channel, rows, cols)]  # drawn on the CPU, used where x lives
+    return padded[index[0], index[1], index[2], index[3]]
 
 
 def random_flip(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image (N, C, H, W) mirrored left-right with probability 1/2; differentiable in ``x``."""
-    flips = (torch.rand(x.shape[0], generator=generator) < 0.5).view(-1, 1, 1, 1)
+    flips = (torch.rand(x.shape[0], generator=generator) < 0.5).view(-1, 1, 1, 1).to(x.device)
     return torch.where(flips, x.flip(3), x)
 
 
@@ -429,12 +448,14 @@ def unit_pixels(x: np.ndarray) -> torch.Tensor:
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Float pixels in [0, 1] (N, C, H, W) -> uint8 images, rounded (the inverse of :func:`unit_pixels`)."""
-    return x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return x.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def fp32_copy(model: nn.Module) -> nn.Module:
-    """A float32, contiguous-format, eval-mode copy on the CPU (crafting needs exact fp32 double backward)."""
-    copied = copy.deepcopy(model).cpu().float().to(memory_format=torch.contiguous_format).eval()
+def fp32_copy(model: nn.Module, device: str | torch.device | None = None) -> nn.Module:
+    """A float32, contiguous-format, eval-mode copy on ``device`` (``None``: the model's own), parameters
+    requiring gradients (crafting differentiates through them twice, in float32 unless autocast says so)."""
+    device = next(model.parameters()).device if device is None else torch.device(device)
+    copied = copy.deepcopy(model).to(device).float().to(memory_format=torch.contiguous_format).eval()
     for p in copied.parameters():
         p.requires_grad_(True)
     return copied

@@ -46,7 +46,8 @@ from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.inference import extract_features, predict_logits
 from poisonlab.models import MODELS, registered_name
-from poisonlab.training import TrainConfig, train
+from poisonlab.seeding import deterministic_kernels
+from poisonlab.training import DEVICES, TrainConfig, train
 
 SELECTIONS = ("gradient-norm", "random")
 
@@ -84,6 +85,9 @@ class SleeperAgent(BadNets):
         source has fewer).
     selection : {"gradient-norm", "random"}
         Which target-class images become poisons.
+    device : {"auto", "cpu", "cuda"}
+        Where the surrogates train and crafting runs (``"auto"``: CUDA when a GPU is present); the record's
+        ``crafting_device`` says which.
     """
 
     trigger: str = "noise"
@@ -100,6 +104,7 @@ class SleeperAgent(BadNets):
     augment: bool = True
     max_shift: int | None = None
     precision: str = "fp32"
+    device: str = "auto"
 
     name: ClassVar[str] = "sleeper-agent"
     uses_model: ClassVar[bool] = True
@@ -117,7 +122,8 @@ class SleeperAgent(BadNets):
             check_int(self.surrogate_epochs, "surrogate_epochs")
         MODELS.check_name(self.surrogate_model)
         for what, value, allowed in (("selection", self.selection, SELECTIONS),
-                                     ("precision", self.precision, CRAFT_PRECISIONS)):
+                                     ("precision", self.precision, CRAFT_PRECISIONS),
+                                     ("device", self.device, DEVICES)):
             if value not in allowed:
                 raise PoisonlabError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
         if not isinstance(self.augment, bool):
@@ -138,6 +144,12 @@ class SleeperAgent(BadNets):
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:
+        device = torch.device(TrainConfig(device=self.device).resolved_device())
+        with deterministic_kernels(device):
+            return self._craft_on(dataset, device, rng=rng, model=model, log=log)
+
+    def _craft_on(self, dataset: Dataset, device: torch.device, *, rng: np.random.Generator, model: Any,
+                  log: Log) -> PoisonPlan:
         start = time.perf_counter()
         name = self.surrogate_model if model is None else registered_name(model)
         if model is None:
@@ -149,14 +161,14 @@ class SleeperAgent(BadNets):
                                 trigger)
         sources = np.flatnonzero(record.attacked(dataset.y_train))
         sources = np.sort(rng.choice(sources, size=min(self.source_samples, len(sources)), replace=False))
-        triggered = unit_pixels(trigger.apply(dataset.x_train[sources]))
-        target_labels = torch.full((len(sources),), int(self.target_class), dtype=torch.int64)
-        base = unit_pixels(dataset.x_train[poison_idx])
-        labels = torch.as_tensor(dataset.y_train[poison_idx], dtype=torch.int64)
+        triggered = unit_pixels(trigger.apply(dataset.x_train[sources])).to(device)
+        target_labels = torch.full((len(sources),), int(self.target_class), dtype=torch.int64, device=device)
+        base = unit_pixels(dataset.x_train[poison_idx]).to(device)
+        labels = torch.as_tensor(dataset.y_train[poison_idx], dtype=torch.int64).to(device)
         max_shift, flip = crafting_augmentation(dataset, augment=self.augment, max_shift=self.max_shift)
         retrain_at = {self.steps * k // (self.retrains + 1) for k in range(1, self.retrains + 1)}
         seeds = [int(s) for s in rng.integers(10_000, 2**31, size=self.retrains)]
-        state: dict[str, Any] = {"model": fp32_copy(model), "retrain_seconds": []}
+        state: dict[str, Any] = {"model": fp32_copy(model, device), "retrain_seconds": []}
 
         def refresh(step: int, delta: torch.Tensor) -> tuple[list[nn.Module], list] | None:
             if step not in retrain_at:
@@ -165,7 +177,7 @@ class SleeperAgent(BadNets):
             x_now = dataset.x_train.copy()
             x_now[poison_idx] = to_uint8(base + delta)
             began = time.perf_counter()
-            state["model"] = fp32_copy(self._train_surrogate(dataset, x_now, name, seeds[k], log))
+            state["model"] = fp32_copy(self._train_surrogate(dataset, x_now, name, seeds[k], log), device)
             state["retrain_seconds"].append(round(time.perf_counter() - began, 3))
             return [state["model"]], [target_gradient(state["model"], triggered, target_labels)]
 
@@ -191,11 +203,12 @@ class SleeperAgent(BadNets):
                   "surrogate_model": name, "final_alignment_loss": round(final, 6), "alignment_loss_history": history,
                   "crafting_augmentation": {"max_shift": int(max_shift), "flip": flip},
                   "surrogate_seconds": surrogate_seconds, "retrain_seconds": state["retrain_seconds"],
-                  "crafting_seconds": crafting_seconds, **record.to_record()}
+                  "crafting_seconds": crafting_seconds, "crafting_device": device.type, **record.to_record()}
         return PoisonPlan(x_train=x_new, y_train=dataset.y_train.copy(), is_poison=is_poison, extras=extras)
 
     def _train_surrogate(self, dataset: Dataset, x: np.ndarray, name: str, seed: int, log: Log) -> nn.Module:
-        config = TrainConfig.from_recipe(name, in_channels=dataset.channels, epochs=self.surrogate_epochs, seed=seed)
+        config = TrainConfig.from_recipe(name, in_channels=dataset.channels, epochs=self.surrogate_epochs, seed=seed,
+                                         device=self.device)
         log(f"sleeper-agent: training a {name} surrogate ({config.epochs} epoch(s), seed {seed})")
         return train(x, dataset.y_train, num_classes=dataset.num_classes, config=config, progress=False,
                      desc="surrogate").model

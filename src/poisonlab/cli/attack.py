@@ -26,6 +26,7 @@ from poisonlab.cli.common import (add_dataset_options, fraction, load_from_args,
                                   positive_float, positive_int, seed, status)
 from poisonlab.data import PoisonedDataset
 from poisonlab.models import MODEL_NAMES
+from poisonlab.training import DEVICES
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def _gm_params(args: argparse.Namespace) -> dict[str, Any]:
     return {"budget": args.budget, "eps": args.eps / 255, "targets": args.targets, "restarts": args.restarts,
             "steps": args.steps, "tau": args.tau, "ensemble": args.ensemble, "surrogate_epochs": args.surrogate_epochs,
             "augment": not args.no_augment, "max_shift": args.max_shift, "target_selection": args.target_selection,
-            "precision": args.craft_precision}
+            "precision": args.craft_precision, "device": args.device}
 
 
 def _gm_summary(poisoned: PoisonedDataset) -> str:
@@ -235,7 +236,10 @@ def _add_crafting_options(p: argparse.ArgumentParser) -> None:
                    help="craft without random translations (and, for colour images, flips)")
     p.add_argument("--craft-precision", choices=CRAFT_PRECISIONS, default="fp32",
                    help="arithmetic of each crafting step: fp32 (default) or bf16 autocast (faster "
-                        "on CPUs with native bf16)")
+                        "on CPUs with native bf16 and on GPUs)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where surrogates train and crafting runs: auto (CUDA when a GPU is present, the "
+                        "default), cpu, cuda")
 
 
 def _sleeper_agent_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -245,7 +249,7 @@ def _sleeper_agent_params(args: argparse.Namespace) -> dict[str, Any]:
             "tau": args.tau, "retrains": args.retrains, "surrogate_model": args.surrogate_model,
             "surrogate_epochs": args.surrogate_epochs, "source_samples": args.source_samples,
             "selection": args.selection, "augment": not args.no_augment, "max_shift": args.max_shift,
-            "precision": args.craft_precision}
+            "precision": args.craft_precision, "device": args.device}
 
 
 def _blend_options(p: argparse.ArgumentParser) -> None:
