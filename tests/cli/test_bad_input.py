@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from poisonlab.attacks import make_attack
@@ -69,6 +70,8 @@ ROWS = [
                 "{w}/out.npz"], "max_shift must be"),
     ("attack", ["attack", "gradient-matching", "--dataset", "{w}/data.npz", "--budget", "0.0001", "--out",
                 "{w}/out.npz"], "gives no poison"),
+    ("attack", ["attack", "gradient-matching", "--dataset", "{w}/data.npz", "--device", "tpu", "--out",
+                "{w}/out.npz"], "invalid choice: 'tpu'"),
     ("train", ["train", "--dataset", "digits", "--epochs", "0", "--out", "{w}/out"], "expected a positive integer"),
     ("train", ["train", "--dataset", "digits", "--lr", "-1", "--out", "{w}/out"], "expected a positive number"),
     ("train", ["train", "--dataset", "digits", "--batch-size", "0", "--out", "{w}/out"], "expected a positive"),
@@ -171,6 +174,10 @@ ROWS = [
     ("data", ["data", "prepare", "mnist", "--force", "--env", "POISONLAB_CACHE=/proc/poisonlab-cache"],
      "cannot write under /proc"),
 ]
+if not torch.cuda.is_available():  # a device this machine lacks, asked for where an attack crafts
+    ROWS += [("attack", ["attack", name, "--dataset", "{w}/data.npz", "--device", "cuda", "--out", "{w}/out.npz",
+                         *extra], "no CUDA GPU is available")
+             for name, extra in (("gradient-matching", []), ("sleeper-agent", ["--target-class", "1"]))]
 
 
 def _npz(path: Path, **arrays) -> None:

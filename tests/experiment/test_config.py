@@ -152,3 +152,21 @@ def test_seeds_must_fit_every_library():
         config_from_dict({"seeds": [2**32]})
     with pytest.raises(PoisonlabError, match="subset_seed"):
         config_from_dict({"subset_seed": 2**40})
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in EXAMPLES.glob("*.toml")))
+def test_every_example_config_loads(path):
+    from poisonlab.experiment.grid import load_sweep_spec
+    from poisonlab.models import RECIPES
+    if path.startswith("sweep"):
+        assert load_sweep_spec(EXAMPLES / path) is not None
+        return
+    config = load_config(EXAMPLES / path)
+    assert config.attacks and config.defenses
+    if path == "cifar10.toml":  # the fast net with its own recipe
+        recipe = RECIPES[config.model]
+        assert (config.clean_epochs, config.batch_size, config.lr) == (recipe["epochs"], recipe["batch_size"],
+                                                                      recipe["lr"])
