@@ -39,7 +39,7 @@ from poisonlab.attacks import TargetedRecord, make_attack  # noqa: E402
 from poisonlab.attacks.gradient_matching import brew_poisons  # noqa: E402
 from poisonlab.data import load_dataset  # noqa: E402
 from poisonlab.models import RECIPES, build_model  # noqa: E402
-from poisonlab.training import TrainConfig, evaluate, machine_info, predict_logits, train  # noqa: E402
+from poisonlab.training import TrainConfig, evaluate, machine_info, train  # noqa: E402
 from poisonlab.validation import validate_poisoned  # noqa: E402
 
 STEPS = 240  # the reference's crafting steps
@@ -135,23 +135,15 @@ def witches_brew(suite: Suite, ds, device: str, targets: int, images_per_s: floa
                                  "alignment_loss": list(targeted.alignment_loss),
                                  "crafting_device": rec["crafting_device"]})
     began = time.perf_counter()
-    report = validate_poisoned(poisoned, runs=1, config=config)
+    # the clean control: the same victim recipe and seed on the training split without the poisons
+    report = validate_poisoned(poisoned, runs=1, config=config, clean_control=True)
     suite.save("brew", {
         "success_rate": report["success_rate"], "clean_accuracy": report["clean_accuracy"],
         "successes": [t["success"] for t in report["targets"]],
         "adversarial_probability": [t.get("adversarial_probability") for t in report["targets"]],
+        "control_success_rate": report["control"]["success_rate"],
+        "control_clean_accuracy": report["control"]["clean_accuracy"],
         "victim_epochs": epochs, "victims": 1, "seconds": round(time.perf_counter() - began, 1)})
-    # the clean control: the same victim recipe and seed on the training split without the poisons
-    began = time.perf_counter()
-    keep = ~poisoned.is_poison
-    control = train(ds.x_train[keep], ds.y_train[keep], num_classes=ds.num_classes, config=config, progress=False)
-    targets_x = ds.x_test[list(targeted.targets)]
-    preds = predict_logits(control.model, targets_x, tta=config.resolved_tta(ds.channels)).argmax(axis=1)
-    clean = evaluate(control.model, ds.x_test, ds.y_test, num_classes=ds.num_classes,
-                     tta=config.resolved_tta(ds.channels))["accuracy"]
-    hits = [int(p) == int(c) for p, c in zip(preds, targeted.adversarial_classes)]
-    suite.save("brew_control", {"success_rate": float(np.mean(hits)), "successes": hits, "clean_accuracy": clean,
-                                "seconds": round(time.perf_counter() - began, 1)})
 
 
 def fast_net(suite: Suite, ds, device: str, seed: int) -> None:

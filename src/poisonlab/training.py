@@ -138,12 +138,8 @@ class TrainConfig:
         return "bf16" if bf16_supported() else "fp32"
 
     def resolved_device(self) -> str:
-        """``"cpu"`` or ``"cuda"``; asking for CUDA where there is none is a user error."""
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise PoisonlabError("device 'cuda' asked for, but no CUDA GPU is available (use --device cpu or auto)")
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        """``"cpu"`` or ``"cuda"`` (:func:`resolve_device`)."""
+        return resolve_device(self.device)
 
     @classmethod
     def from_recipe(cls, model: str, *, in_channels: int, epochs: int | None = None, **changes: Any) -> "TrainConfig":
@@ -167,6 +163,16 @@ class TrainConfig:
         if self.tta != "auto":
             return self.tta
         return "flip" if self.resolved_augment(channels) == "crop-flip" else "none"
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"cuda"`` for a name in :data:`DEVICES` (``"auto"``: CUDA when a GPU is present); asking
+    for CUDA where there is none is a user error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PoisonlabError("device 'cuda' asked for, but no CUDA GPU is available (use --device cpu or auto)")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def bf16_supported() -> bool:
@@ -387,5 +393,5 @@ def train_and_record(ds, config: TrainConfig, out: Path, *, progress: bool = Tru
 __all__ = ["AUGMENTATIONS", "DEVICES", "INFERENCE_PRECISIONS", "OPTIMIZERS", "PRECISIONS", "TTAS", "TrainConfig",
            "TrainResult", "bf16_supported", "describe_model", "epoch_steps", "evaluate", "extract_features",
            "load_weights", "machine_info", "make_optimizer", "metrics_from_predictions", "pixel_stats",
-           "predict_logits", "random_crop_flip", "rebuild_model", "save_weights", "to_tensor", "train",
+           "predict_logits", "random_crop_flip", "rebuild_model", "resolve_device", "save_weights", "to_tensor", "train",
            "train_and_record"]

@@ -47,7 +47,7 @@ from poisonlab.attacks.targeted import TargetedRecord
 from poisonlab.data.dataset import Dataset
 from poisonlab.errors import PoisonlabError
 from poisonlab.seeding import deterministic_kernels
-from poisonlab.training import DEVICES, TrainConfig, predict_logits, to_tensor, train
+from poisonlab.training import DEVICES, TrainConfig, predict_logits, resolve_device, to_tensor, train
 
 
 # called before every crafting step with (step, current delta): new (surrogates, target gradients), or None
@@ -153,7 +153,7 @@ class GradientMatching(Attack):
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:
-        device = TrainConfig(device=self.device).resolved_device()
+        device = resolve_device(self.device)
         start = time.perf_counter()
         surrogates, surrogate_seeds = self._surrogates(dataset, rng, model, log)
         surrogate_seconds = round(time.perf_counter() - start, 3)

@@ -47,7 +47,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.inference import extract_features, predict_logits
 from poisonlab.models import MODELS, registered_name
 from poisonlab.seeding import deterministic_kernels
-from poisonlab.training import DEVICES, TrainConfig, train
+from poisonlab.training import DEVICES, TrainConfig, resolve_device, train
 
 SELECTIONS = ("gradient-norm", "random")
 
@@ -144,7 +144,7 @@ class SleeperAgent(BadNets):
 
     def _craft(self, dataset: Dataset, *, rng: np.random.Generator, seed: int, model: Any = None,
                log: Log = quiet) -> PoisonPlan:
-        device = torch.device(TrainConfig(device=self.device).resolved_device())
+        device = torch.device(resolve_device(self.device))
         with deterministic_kernels(device):
             return self._craft_on(dataset, device, rng=rng, model=model, log=log)
 
