@@ -94,7 +94,8 @@ def main() -> None:
     ap.add_argument("--no-references", action="store_true", help="poisonlab detectors only")
     ap.add_argument("--cifar", default="cifar10", help="CIFAR-10 for the cifar scenarios: cifar10 (the official "
                     "archive, from the cache) or an image folder such as the JPEG copy")
-    ap.add_argument("--cifar-model", default="airnet", choices=MODEL_NAMES, help="feature model on CIFAR-10")
+    ap.add_argument("--cifar-model", default="airnet-wide", choices=MODEL_NAMES,
+                    help="feature model on CIFAR-10 (default airnet-wide)")
     ap.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / ".cache")
     ap.add_argument("--out", help="also write every row to this JSON file")
     args = ap.parse_args()
@@ -133,7 +134,7 @@ def main() -> None:
 # ----------------------------------------------------------------------------------------------- features
 
 def scenario_features(scenario: str, *, seed: int, epochs: int, quick: bool, cache: Path, cifar: str = "cifar10",
-                      cifar_model: str = "airnet") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+                      cifar_model: str = "airnet-wide") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
     """The activations (N, D) of the model trained on the scenario's poisoned set (the paper CNN for
     ``epochs``; ``cifar_model`` with its recipe on CIFAR-10), that model's softmax (N, K) on the same
     images, the labels and the poison mask; read from ``cache`` when an entry with the same recipe exists."""

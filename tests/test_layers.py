@@ -19,7 +19,7 @@ LAYERS = {
     "poisonlab": 0, "poisonlab.errors": 0, "poisonlab._io": 0, "poisonlab.registry": 0, "poisonlab.results": 0,
     "poisonlab.sweep_results": 0,
     "poisonlab.data": 1, "poisonlab.models": 2, "poisonlab.augment": 3, "poisonlab.inference": 3,
-    "poisonlab.training": 3,
+    "poisonlab.training": 3, "poisonlab.schedules": 3,
     "poisonlab.parallel": 3,
     "poisonlab.attacks": 4, "poisonlab.defenses": 4, "poisonlab.experiment": 5, "poisonlab.validation": 5,
     "poisonlab.report": 6, "poisonlab.cli": 7,

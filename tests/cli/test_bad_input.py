@@ -43,6 +43,10 @@ ROWS = [
     ("reproduce", ["reproduce", "--out", "{w}/out", "--defenses", "pca,nope"], "unknown defense 'nope'"),
     ("train", ["train", "--dataset", "digits", "--precision", "fp8", "--out", "{w}/out"], "invalid choice: 'fp8'"),
     ("train", ["train", "--out", "{w}/out"], "one of the arguments --dataset --poisoned is required"),
+    ("train", ["train", "--dataset", "digits", "--schedule", "airbench", "--out", "{w}/out"],
+     "schedule 'airbench' is a schedule for SGD"),
+    ("train", ["train", "--dataset", "digits", "--schedule", "cosine", "--out", "{w}/out"], "invalid choice"),
+    ("train", ["train", "--dataset", "digits", "--tta", "shift", "--out", "{w}/out"], "invalid choice"),
     # numbers
     ("attack", ["attack", "label-flip", "--dataset", "{w}/data.npz", "--rate", "0", "--out", "{w}/out.npz"],
      "expected a number in (0, 1]"),

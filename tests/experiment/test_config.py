@@ -168,5 +168,5 @@ def test_every_example_config_loads(path):
     assert config.attacks and config.defenses
     if path == "cifar10.toml":  # the fast net with its own recipe
         recipe = RECIPES[config.model]
-        assert (config.clean_epochs, config.batch_size, config.lr) == (recipe["epochs"], recipe["batch_size"],
-                                                                      recipe["lr"])
+        train = config.train_config(epochs=config.clean_epochs, seed=0)
+        assert all(getattr(train, key) == value for key, value in recipe.items()), recipe

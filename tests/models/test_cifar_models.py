@@ -4,16 +4,16 @@ import torch
 from torch import nn
 
 from poisonlab.errors import PoisonlabError
-from poisonlab.models import (MODEL_NAMES, MODELS, RECIPES, AirNet, FastNet, FastNetWide, ResNet18, ResNet20, build_model,
-                              count_parameters)
+from poisonlab.models import (MODEL_NAMES, MODELS, RECIPES, AirNet, AirNetWide, FastNet, FastNetWide, ResNet18, ResNet20,
+                              build_model, count_parameters)
 from poisonlab.models.resnet import CIFAR10_MEAN, CIFAR10_STD, BasicBlock
 from poisonlab.training import TrainConfig, extract_features, train
 
 # name -> (parameters on 3x32x32 with 10 classes, penultimate width)
 CIFAR_MODELS = {"resnet18": (11_173_962, 512), "resnet20": (269_722, 64), "fastnet": (412_954, 128),
-                "fastnet-wide": (1_646_122, 256), "airnet": (497_816, 128)}
+                "fastnet-wide": (1_646_122, 256), "airnet": (497_816, 128), "airnet-wide": (1_972_504, 256)}
 # the smallest image each model downsamples (airnet: a 2x2 valid conv, then three 2x2 pools)
-MIN_SIZE = {"airnet": 16}
+MIN_SIZE = {"airnet": 16, "airnet-wide": 16}
 
 
 def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -36,8 +36,8 @@ def conv_macs(model: nn.Module, x: torch.Tensor) -> int:
 
 def test_registry_holds_the_cifar_models():
     assert set(CIFAR_MODELS) <= set(MODEL_NAMES) and MODEL_NAMES == tuple(MODELS)
-    assert (MODELS["resnet18"], MODELS["resnet20"], MODELS["fastnet"], MODELS["fastnet-wide"], MODELS["airnet"]) == (
-        ResNet18, ResNet20, FastNet, FastNetWide, AirNet)
+    assert (MODELS["resnet18"], MODELS["resnet20"], MODELS["fastnet"], MODELS["fastnet-wide"], MODELS["airnet"],
+            MODELS["airnet-wide"]) == (ResNet18, ResNet20, FastNet, FastNetWide, AirNet, AirNetWide)
 
 
 @pytest.mark.parametrize("name", sorted(CIFAR_MODELS))
@@ -203,3 +203,23 @@ def test_airnet_widths_are_a_parameter():
     with pytest.raises(PoisonlabError, match="widths must be 3 positive integers"):
         AirNet(widths=(16, 32, 64, 128))
 
+
+
+def test_airnet_wide_is_airbench94s_net():
+    """airbench94's layout: full widths, a GELU after the whitening conv, batch-norm scales frozen at 1."""
+    torch.manual_seed(0)
+    wide = AirNetWide(image_size=16, num_classes=4)
+    assert wide.widths == (64, 256, 256)
+    frozen = sorted(n for n, p in wide.named_parameters() if not p.requires_grad)
+    assert frozen == sorted(f"layers.{i}.bn{j}.weight" for i in range(3) for j in (1, 2))
+    assert all(p.requires_grad for n, p in AirNet(image_size=16).named_parameters())
+    x = torch.randn(3, 3, 16, 16)
+    before = torch.nn.functional.conv2d(x, wide.whiten_weight, wide.whiten_bias)
+    torch.testing.assert_close(wide.whiten(x), torch.nn.functional.gelu(before))
+    half = AirNet(image_size=16)
+    torch.testing.assert_close(half.whiten(x), torch.nn.functional.conv2d(x, half.whiten_weight, half.whiten_bias))
+    # the airbench schedule trains the whitening bias for 3 passes only
+    wide.start_epoch(2)
+    assert wide.whiten_bias.requires_grad
+    wide.start_epoch(3)
+    assert not wide.whiten_bias.requires_grad

@@ -87,6 +87,23 @@ def test_train_cli_writes_metrics_and_weights(tmp_path, capsys):
     assert not list(out.glob(".*.tmp"))
 
 
+def test_train_options_take_the_models_recipe_only_when_asked_and_explicit_options_win():
+    import argparse
+
+    from poisonlab.cli.common import add_train_options, train_config
+    from poisonlab.models import RECIPES
+    parser = argparse.ArgumentParser()
+    add_train_options(parser, epochs=5)
+    plain = train_config(parser.parse_args(["--model", "airnet-wide"]))
+    assert (plain.epochs, plain.optimizer, plain.schedule, plain.lr) == (5, "adam", "one-cycle", TrainConfig.lr)
+    recipe = train_config(parser.parse_args(["--model", "airnet-wide", "--recipe"]))
+    assert all(getattr(recipe, k) == v for k, v in RECIPES["airnet-wide"].items())
+    mixed = train_config(parser.parse_args(["--model", "airnet-wide", "--recipe", "--epochs", "2", "--tta", "flip"]))
+    assert (mixed.epochs, mixed.tta, mixed.schedule, mixed.batch_size) == (2, "flip", "airbench", 1024)
+    with pytest.raises(PoisonlabError, match="SGD"):  # a recipe's schedule with an optimizer it does not fit
+        train_config(parser.parse_args(["--model", "airnet-wide", "--recipe", "--optimizer", "adam"]))
+
+
 def test_train_cli_bad_input(tmp_path, capsys):
     assert main(["train", "--dataset", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "unknown dataset" in capsys.readouterr().err

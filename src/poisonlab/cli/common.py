@@ -11,9 +11,10 @@ from torch import nn
 
 from poisonlab.data import Dataset, load_dataset
 from poisonlab.errors import PoisonlabError
-from poisonlab.models import MODEL_NAMES
+from poisonlab.models import MODEL_NAMES, RECIPES
 from poisonlab.seeding import MAX_SEED, check_seed
-from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, TTAS, TrainConfig, rebuild_model
+from poisonlab.training import (AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, TrainConfig,
+                                rebuild_model)
 
 
 def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -26,35 +27,57 @@ def add_dataset_options(parser: argparse.ArgumentParser, *, required: bool = Tru
                         help="use a class-stratified random slice of this many train and test samples")
 
 
+# the options a model's recipe (``poisonlab.models.RECIPES``) sets under --recipe, as TrainConfig fields
+RECIPE_OPTIONS: tuple[str, ...] = ("epochs", "batch_size", "lr", "optimizer", "schedule", "weight_decay",
+                                   "label_smoothing", "augment", "tta")
+
+
 def add_train_options(parser: argparse.ArgumentParser, *, epochs: int = 3) -> None:
+    """The training options. Those a recipe sets default to ``None`` here: :func:`train_config` fills them
+    from ``--model``'s recipe under ``--recipe``, else from :class:`TrainConfig`'s defaults (``epochs``:
+    this command's default), so an option given explicitly always wins."""
     g = parser.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int, default=epochs, help=f"training epochs (default {epochs})")
-    g.add_argument("--batch-size", type=positive_int, default=TrainConfig.batch_size)
-    g.add_argument("--lr", type=positive_float, default=TrainConfig.lr, help="peak one-cycle learning rate")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=TrainConfig.optimizer,
+    g.add_argument("--recipe", action="store_true",
+                   help="start from --model's training recipe (poisonlab.models.RECIPES: epochs, batch size, "
+                        "optimizer, schedule, lr, weight decay, label smoothing, augmentation, TTA); the options "
+                        "below that are given explicitly override it")
+    g.add_argument("--epochs", type=positive_int, help=f"training epochs (default {epochs})")
+    g.add_argument("--batch-size", type=positive_int, help=f"default {TrainConfig.batch_size}")
+    g.add_argument("--lr", type=positive_float, help=f"peak learning rate (default {TrainConfig.lr})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS,
                    help="adam (default) or sgd (Nesterov momentum, the CIFAR speed-training recipe)")
-    g.add_argument("--weight-decay", type=non_negative_float, default=TrainConfig.weight_decay, metavar="WD",
-                   help="L2 weight decay (default 0)")
-    g.add_argument("--label-smoothing", type=unit_interval, default=TrainConfig.label_smoothing, metavar="S",
+    g.add_argument("--schedule", choices=SCHEDULES,
+                   help="one-cycle (default), or airbench (with --optimizer sgd: warm-up and linear decay, "
+                        "momentum 0.85, fast batch-norm biases, lookahead)")
+    g.add_argument("--weight-decay", type=non_negative_float, metavar="WD", help="L2 weight decay (default 0)")
+    g.add_argument("--label-smoothing", type=unit_interval, metavar="S",
                    help="label smoothing in [0, 1) of the cross-entropy (default 0)")
     g.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast where the CPU supports it (auto), or force one")
     g.add_argument("--model", choices=MODEL_NAMES, default="paper-cnn", help="the network (default paper-cnn)")
-    g.add_argument("--augment", choices=AUGMENTATIONS, default="auto",
-                   help="random crop and flip of each batch; auto: for colour images only (default)")
-    g.add_argument("--tta", choices=TTAS, default="auto",
+    g.add_argument("--augment", choices=AUGMENTATIONS,
+                   help="crop-flip (random crop and flip of each batch), shift-flip (airbench's 2-pixel "
+                        "reflected shift, alternating flips), none; auto: crop-flip for colour images only "
+                        "(default)")
+    g.add_argument("--tta", choices=TTAS,
                    help="test-time augmentation of the evaluation: flip (mean of an image's and its mirror's "
-                        "logits), none; auto: flip when training flipped, i.e. colour images (default)")
+                        "logits), flip-shift (also at one-pixel shifts), none; auto: flip when training "
+                        "flipped, i.e. colour images (default)")
     g.add_argument("--device", choices=DEVICES, default="auto",
                    help="where to train and run: auto (CUDA when a GPU is present, the default), cpu, cuda")
     g.add_argument("--seed", type=seed, default=0, help="seeds everything random (default 0)")
+    parser.set_defaults(default_epochs=epochs)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       precision=args.precision, augment=args.augment, device=args.device, model=args.model,
-                       optimizer=args.optimizer, weight_decay=args.weight_decay,
-                       label_smoothing=args.label_smoothing, tta=args.tta)
+    """The :class:`TrainConfig` of the parsed training options (see :func:`add_train_options`)."""
+    base = {name: getattr(TrainConfig, name) for name in RECIPE_OPTIONS}
+    base["epochs"] = getattr(args, "default_epochs", base["epochs"])
+    if getattr(args, "recipe", False):
+        base.update(RECIPES[args.model])
+    chosen = {name: base[name] if getattr(args, name, None) is None else getattr(args, name)
+              for name in RECIPE_OPTIONS}
+    return TrainConfig(seed=args.seed, precision=args.precision, device=args.device, model=args.model, **chosen)
 
 
 def load_from_args(args: argparse.Namespace) -> Dataset:

@@ -27,7 +27,7 @@ from poisonlab.models import MODEL_NAMES
 from poisonlab.parallel import auto_workers
 from poisonlab.results import BASELINE_SCENARIOS
 from poisonlab.seeding import MAX_SEED, check_seed
-from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, TTAS, TrainConfig
+from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, TrainConfig
 
 try:
     import tomllib
@@ -102,7 +102,7 @@ class ExperimentConfig:
         Epochs of the clean model, of the model trained on the poisoned set, and of each defense's
         retraining on its filtered set. Equal budgets keep Figures 2 and 3 fair: a shorter retraining
         resists label noise better and would flatter every defense.
-    batch_size, lr, weight_decay, optimizer, label_smoothing, precision, augment, tta, device :
+    batch_size, lr, weight_decay, optimizer, schedule, label_smoothing, precision, augment, tta, device :
         As in :class:`poisonlab.training.TrainConfig` (``augment="auto"``: crop and flip for colour images
         only; ``device="auto"``: CUDA when a GPU is present).
     seeds : tuple of int
@@ -142,6 +142,7 @@ class ExperimentConfig:
     lr: float = _rule(5e-3, interval=(0.0, 10.0))
     weight_decay: float = _rule(0.0, interval=(0.0, 1.0), closed_low=True)
     optimizer: str = _rule("adam", choices=OPTIMIZERS)
+    schedule: str = _rule("one-cycle", choices=SCHEDULES)
     label_smoothing: float = _rule(0.0, interval=(0.0, 1.0), closed_low=True)
     precision: str = _rule("auto", choices=PRECISIONS)
     augment: str = _rule("auto", choices=AUGMENTATIONS)
@@ -172,7 +173,7 @@ class ExperimentConfig:
         return TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, seed=seed, model=self.model,
                            precision=self.precision, steps=steps, augment=self.augment, device=self.device,
                            weight_decay=self.weight_decay, optimizer=self.optimizer,
-                           label_smoothing=self.label_smoothing, tta=self.tta)
+                           label_smoothing=self.label_smoothing, tta=self.tta, schedule=self.schedule)
 
     def resolved_workers(self) -> int:
         return auto_workers() if self.workers is None else self.workers
@@ -354,6 +355,8 @@ def check_config(c: ExperimentConfig) -> None:
             or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED for s in c.seeds):
         raise PoisonlabError(f"'seeds' must be distinct integers in 0..{MAX_SEED}, got {list(c.seeds)!r}")
     check_seed(c.subset_seed, "'subset_seed'")
+    if c.schedule == "airbench" and c.optimizer != "sgd":
+        raise PoisonlabError(f"'schedule' is 'airbench', a schedule for SGD, but 'optimizer' is {c.optimizer!r}")
     if len(set(c.defenses)) != len(c.defenses):
         raise PoisonlabError(f"'defenses' lists a defense twice: {list(c.defenses)!r}")
     reserved = [d for d in c.defenses if d in BASELINE_SCENARIOS]
