@@ -12,7 +12,7 @@ Reads top to bottom:
    seed and recipe. The epochs ``E`` and restarts ``R`` are the largest that fit the seconds left (the
    largest epochs first, up to the recipe's 40), from the measured images/s and a timed crafting probe;
    both are printed and recorded.
-3. **Fast net accuracy** (airnet, its recipe), if time is left.
+3. **Fast net accuracy** (airnet-wide, its recipe and TTA), if time is left.
 
 Every stage writes its rows to ``--out``/suite.json as soon as it ends, so a run stopped at its limit keeps
 what it finished. Timings are wall-clock on whatever GPU runs it (recorded), after warm-ups.
@@ -146,19 +146,20 @@ def witches_brew(suite: Suite, ds, device: str, targets: int, images_per_s: floa
         "victim_epochs": epochs, "victims": 1, "seconds": round(time.perf_counter() - began, 1)})
 
 
-def fast_net(suite: Suite, ds, device: str, seed: int) -> None:
-    recipe = RECIPES["airnet"]
-    epoch_guess = 12.0 if device == "cpu" else 1.5
+def fast_net(suite: Suite, ds, device: str, seed: int, model: str = "airnet-wide") -> None:
+    recipe = RECIPES[model]
+    epoch_guess = 100.0 if device == "cpu" else 2.0
     epochs = int(recipe["epochs"])
-    if suite.left() < epochs * epoch_guess + 15:
+    if suite.left() < epochs * epoch_guess + 30:
         suite.save("fast_net", {"skipped": f"{suite.left():.0f} s left"})
         return
-    config = TrainConfig.from_recipe("airnet", in_channels=ds.channels, seed=seed, device=device)
+    config = TrainConfig.from_recipe(model, in_channels=ds.channels, seed=seed, device=device)
     result = train(ds.x_train, ds.y_train, num_classes=ds.num_classes, config=config, progress=False)
+    tta = config.resolved_tta(ds.channels)
     acc = evaluate(result.model, ds.x_test, ds.y_test, num_classes=ds.num_classes,
-                   precision=config.resolved_precision(), tta="flip")["accuracy"]
-    suite.save("fast_net", {"model": "airnet", "epochs": epochs, "train_seconds": round(result.seconds, 1),
-                            "accuracy_flip_tta": acc, "images_per_second": round(result.images_per_second)})
+                   precision=config.resolved_precision(), tta=tta)["accuracy"]
+    suite.save("fast_net", {"model": model, "epochs": epochs, "train_seconds": round(result.seconds, 1),
+                            "tta": tta, "accuracy_tta": acc, "images_per_second": round(result.images_per_second)})
 
 
 def main(argv: list[str] | None = None) -> int:

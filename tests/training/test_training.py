@@ -94,7 +94,9 @@ def test_train_options_take_the_models_recipe_only_when_asked_and_explicit_optio
     from poisonlab.models import RECIPES
     parser = argparse.ArgumentParser()
     add_train_options(parser, epochs=5)
-    plain = train_config(parser.parse_args(["--model", "airnet-wide"]))
+    from poisonlab.errors import PoisonlabWarning
+    with pytest.warns(PoisonlabWarning, match="add --recipe"):
+        plain = train_config(parser.parse_args(["--model", "airnet-wide"]))
     assert (plain.epochs, plain.optimizer, plain.schedule, plain.lr) == (5, "adam", "one-cycle", TrainConfig.lr)
     recipe = train_config(parser.parse_args(["--model", "airnet-wide", "--recipe"]))
     assert all(getattr(recipe, k) == v for k, v in RECIPES["airnet-wide"].items())

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from torch import nn
 
 from poisonlab.data import Dataset, load_dataset
-from poisonlab.errors import PoisonlabError
+from poisonlab.errors import PoisonlabError, PoisonlabWarning
 from poisonlab.models import MODEL_NAMES, RECIPES
 from poisonlab.seeding import MAX_SEED, check_seed
 from poisonlab.training import (AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, TrainConfig,
@@ -75,6 +76,9 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     base["epochs"] = getattr(args, "default_epochs", base["epochs"])
     if getattr(args, "recipe", False):
         base.update(RECIPES[args.model])
+    elif args.model != "paper-cnn" and all(getattr(args, name, None) is None for name in RECIPE_OPTIONS):
+        warnings.warn(f"--model {args.model} trains with the generic defaults (adam, lr {TrainConfig.lr}), not "
+                      f"its recipe; add --recipe for {args.model}'s own", PoisonlabWarning, stacklevel=2)
     chosen = {name: base[name] if getattr(args, name, None) is None else getattr(args, name)
               for name in RECIPE_OPTIONS}
     return TrainConfig(seed=args.seed, precision=args.precision, device=args.device, model=args.model, **chosen)
