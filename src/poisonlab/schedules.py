@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from poisonlab.errors import PoisonlabError
+
 # ``TrainConfig.schedule``: Smith's one-cycle, or airbench's (warm-up and decay, fixed momentum, fast
 # batch-norm biases, lookahead)
 SCHEDULES: tuple[str, ...] = ("one-cycle", "airbench")
@@ -21,6 +23,14 @@ AIRBENCH_MOMENTUM, AIRBENCH_BIAS_SCALE = 0.85, 64.0
 # lookahead: every 5 steps the weights are pulled to an exponential average of themselves that weighs the
 # past more as training ends (decay 0.95**5 * (step / total)**3)
 LOOKAHEAD_EVERY, LOOKAHEAD_DECAY = 5, 0.95 ** 5
+
+
+def check_optimizer(schedule: str, optimizer: str) -> None:
+    """A user error when ``schedule`` does not fit ``optimizer``: airbench's schedule is SGD's (fixed
+    Nesterov momentum, a bias group)."""
+    if schedule == "airbench" and optimizer != "sgd":
+        raise PoisonlabError(f"schedule 'airbench' is a schedule for SGD, but the optimizer is {optimizer!r}: "
+                             "use sgd with it")
 
 
 def airbench_sgd(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -78,4 +88,5 @@ class Lookahead:
 
 
 __all__ = ["AIRBENCH_BIAS_SCALE", "AIRBENCH_END", "AIRBENCH_MOMENTUM", "AIRBENCH_START", "AIRBENCH_WARMUP",
-           "LOOKAHEAD_DECAY", "LOOKAHEAD_EVERY", "Lookahead", "SCHEDULES", "airbench_rate", "airbench_sgd"]
+           "LOOKAHEAD_DECAY", "LOOKAHEAD_EVERY", "Lookahead", "SCHEDULES", "airbench_rate", "airbench_sgd",
+           "check_optimizer"]

@@ -32,7 +32,7 @@ from poisonlab.inference import (INFERENCE_PRECISIONS, _as_float, evaluate, extr
                                  metrics_from_predictions, predict_logits, to_tensor)
 from poisonlab.models import RECIPES, build_model, count_parameters
 from poisonlab.models.airnet import WHITEN_SAMPLES
-from poisonlab.schedules import SCHEDULES, Lookahead, airbench_rate, airbench_sgd
+from poisonlab.schedules import SCHEDULES, Lookahead, airbench_rate, airbench_sgd, check_optimizer
 from poisonlab.seeding import deterministic_kernels
 
 # ``TrainConfig.precision``: bf16 autocast, plain float32, or bf16 where the CPU has native support
@@ -140,8 +140,7 @@ class TrainConfig:
             raise PoisonlabError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise PoisonlabError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.schedule == "airbench" and self.optimizer != "sgd":
-            raise PoisonlabError("schedule 'airbench' is a schedule for SGD: use optimizer 'sgd' with it")
+        check_optimizer(self.schedule, self.optimizer)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as plain data; a field newer than the stage keys and records already written is left

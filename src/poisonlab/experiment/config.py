@@ -26,6 +26,7 @@ from poisonlab.errors import PoisonlabError
 from poisonlab.models import MODEL_NAMES
 from poisonlab.parallel import auto_workers
 from poisonlab.results import BASELINE_SCENARIOS
+from poisonlab.schedules import check_optimizer
 from poisonlab.seeding import MAX_SEED, check_seed
 from poisonlab.training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES, TTAS, TrainConfig
 
@@ -355,8 +356,10 @@ def check_config(c: ExperimentConfig) -> None:
             or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED for s in c.seeds):
         raise PoisonlabError(f"'seeds' must be distinct integers in 0..{MAX_SEED}, got {list(c.seeds)!r}")
     check_seed(c.subset_seed, "'subset_seed'")
-    if c.schedule == "airbench" and c.optimizer != "sgd":
-        raise PoisonlabError(f"'schedule' is 'airbench', a schedule for SGD, but 'optimizer' is {c.optimizer!r}")
+    try:
+        check_optimizer(c.schedule, c.optimizer)
+    except PoisonlabError as exc:
+        raise PoisonlabError(f"'schedule': {exc}") from None
     if len(set(c.defenses)) != len(c.defenses):
         raise PoisonlabError(f"'defenses' lists a defense twice: {list(c.defenses)!r}")
     reserved = [d for d in c.defenses if d in BASELINE_SCENARIOS]
