@@ -155,3 +155,69 @@ def test_flip_alpha_is_checked():
         make_detector("ensemble", flip_alpha=1.0)
     with pytest.raises(PoisonlabError, match="flip_alpha"):
         make_detector("ensemble", flip_alpha=-0.1)
+
+
+def two_close_classes(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Twelve classes in 24-d: ten far apart, and classes 0 and 1 one step apart along a direction of
+    their own; 40% of class 0 relabelled 1 (too many for a clean-label group)."""
+    rng = np.random.default_rng(seed)
+    n, dim = 200, 24
+    centres = np.zeros((12, dim))
+    centres[np.arange(2, 12), np.arange(10)] = 12.0
+    centres[1, 10] = 4.0
+    y = np.repeat(np.arange(12), n)
+    X = (centres[y] + rng.normal(size=(len(y), dim))).astype(np.float32)
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(n, int(0.4 * n), replace=False)] = True
+    y_noisy = y.copy()
+    y_noisy[flipped] = 1
+    return X, y_noisy, flipped
+
+
+def test_the_vote_searches_the_span_of_the_class_means():
+    # the pair's own direction is the eleventh: 8 dimensions merge the two classes, K - 1 = 11 keep them apart
+    X, y, flipped = two_close_classes(2)
+    detector = make_detector("ensemble").fit(X, y)
+    assert detector.n_components_ == 11
+    assert detection_metrics(flipped, detector.flagged_)["f1"] > 0.8
+    narrow = make_detector("ensemble", n_components=8).fit(X, y)
+    assert narrow.n_components_ == 8
+    assert detection_metrics(flipped, narrow.flagged_)["f1"] < 0.2
+
+
+def test_auto_components_are_one_fewer_than_the_labels_within_bounds():
+    from poisonlab.defenses.ensemble import AUTO_MAX_COMPONENTS, AUTO_MIN_COMPONENTS, vote_components
+
+    assert vote_components("auto", 10) == 9
+    assert vote_components("auto", 2) == AUTO_MIN_COMPONENTS == 8
+    assert vote_components("auto", 100) == AUTO_MAX_COMPONENTS == 32
+    assert vote_components(5, 100) == 5 and vote_components(None, 10) is None
+    for bad in (0, "all", 2.5, True):
+        with pytest.raises(PoisonlabError, match="n_components must be a positive integer, None or 'auto'"):
+            make_detector("ensemble", n_components=bad)
+
+
+def pulled_flip(seed: int, n: int = 1500, dim: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four blobs; half of class 0 relabelled 1 and moved one unit toward class 1, as a network trained
+    on the flip pulls the flipped samples toward their new class."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=3.0, size=(4, dim))
+    y = np.repeat(np.arange(4), n)
+    X = centres[y] + rng.normal(size=(len(y), dim))
+    toward = (centres[1] - centres[0]) / np.linalg.norm(centres[1] - centres[0])
+    flipped = np.zeros(len(y), dtype=bool)
+    flipped[rng.choice(n, n // 2, replace=False)] = True
+    X[flipped] += toward
+    y_noisy = np.where(flipped, 1, y)
+    return X.astype(np.float32), y_noisy, flipped
+
+
+def test_a_pulled_targeted_flip_is_tested_against_its_overdispersed_votes(monkeypatch):
+    import poisonlab.defenses.ensemble as ensemble
+
+    X, y, flipped = pulled_flip(0)
+    found = detection_metrics(flipped, make_detector("ensemble").fit(X, y).flagged_)["f1"]
+    monkeypatch.setattr(ensemble, "DIRECTED_EXCESS", np.inf)  # every pair binomial
+    binomial = detection_metrics(flipped, make_detector("ensemble").fit(X, y).flagged_)["f1"]
+    assert found > 0.9
+    assert binomial < 0.8  # the pulled flips hold more own votes than the references' mean rate allows

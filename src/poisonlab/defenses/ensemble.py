@@ -5,8 +5,10 @@ Two kinds of evidence, each strong where the other is blind (numbers: docs/measu
 - *flipped*: a flipped label is outvoted by its neighbours' labels in feature space, and its own label
   comes up among those neighbours no more often than the flips out of the neighbourhood's class do.
   The vote is :class:`~poisonlab.defenses.deep_knn.DeepKNN`'s ``"share"`` rule (labels weighed by
-  their size, so a heavy targeted flip does not win its new class's vote) on an 8-d PCA with 50
-  neighbours: a sample's *dominant* label is the label with the highest share of its neighbours, and
+  their size, so a heavy targeted flip does not win its new class's vote) on a PCA with 50 neighbours.
+  The PCA keeps ``K - 1`` dimensions for ``K`` labels (at least 8, at most 32): the means of ``K``
+  classes span ``K - 1`` directions, and a search space with fewer merges the two closest classes
+  (CIFAR-10's cats and dogs) before it merges anything else. a sample's *dominant* label is the label with the highest share of its neighbours, and
   ``outvoted`` is the share disagreement ``1 - share(own) / share(dominant)`` in [0, 1]. A sample
   whose dominant label ``c`` is not its own label ``y`` is *flip-consistent* when its ``v`` votes for
   ``y`` are not improbably many for a flip from ``c``: the mid-p upper tail of Binomial(k, R[c, y]),
@@ -19,7 +21,13 @@ Two kinds of evidence, each strong where the other is blind (numbers: docs/measu
   of labels (the level that a flip spread over every pair, e.g. a uniform flip, gives). A flip then
   has to stand out only as far as the flips of its own pair allow: a 30% targeted flip keeps up to
   about a third of its votes, a uniform flip almost none, and a clean sample on the border of two
-  overlapping classes (a shirt among T-shirts) keeps more than a flip would.
+  overlapping classes (a shirt among T-shirts) keeps more than a flip would. A *directed* pair, whose
+  one-way excess is more than ``DIRECTED_EXCESS`` times the two-way level (and 1/k), is a heavy
+  targeted flip, which the network partly learns: it pulls the flipped samples toward their new class,
+  so they meet more of their new label than the references do, and in clumps. For such pairs the tail
+  is a beta-binomial's with the same mean ``R[c, y]`` and the intra-neighbourhood correlation read off
+  the variance of the references' counts of ``y`` (their overdispersion over the binomial's). Spread
+  flips and two-way borders keep the binomial, which holds the borders out.
 - *grouped*: poisons that keep a plausible label (FGSM's clean-label examples, backdoors) sit in a
   group of their own along the top singular direction of their class (Tran et al.'s spectral
   signature). Per class, the 1-d projection is split in two by exact 1-d 2-means; the smaller side is
@@ -55,13 +63,21 @@ groups were taken.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import betabinom, binom
 from threadpoolctl import threadpool_limits
 
 from poisonlab.defenses.base import Detector, check_integer, check_n_jobs, check_random_state, check_real
 from poisonlab.defenses.deep_knn import label_shares, share_disagreement
-from poisonlab.defenses.neighbours import neighbour_votes, search_space
+from poisonlab.defenses.neighbours import TREE_MAX_DIM, neighbour_votes, search_space
 from poisonlab.defenses.pca import MAD_TO_SIGMA
+from poisonlab.errors import PoisonlabError
+
+# bounds of n_components="auto": 8 dimensions were the best vote on MNIST's 10 classes before the rule
+# took K - 1; 32 is the largest dimension searched with the k-d tree (neighbours.TREE_MAX_DIM)
+AUTO_MIN_COMPONENTS = 8
+AUTO_MAX_COMPONENTS = TREE_MAX_DIM
+# a pair is directed when its one-way excess of contacts is this many times the two-way level (or 1 / k)
+DIRECTED_EXCESS = 5.0
 
 
 class EnsembleDetector(Detector):
@@ -78,8 +94,9 @@ class EnsembleDetector(Detector):
         A sample outvoted by another label is taken as flipped while the mid-p tail of its own votes
         under its pair's flip rate is above this (smaller: more of the outvoted samples are kept as
         flips).
-    n_components : int or None
-        PCA dimensions of the label vote (``None``: the features as they are).
+    n_components : int, None or "auto"
+        PCA dimensions of the label vote (``None``: the features as they are; ``"auto"``: one fewer than
+        the number of labels, clipped to [``AUTO_MIN_COMPONENTS``, ``AUTO_MAX_COMPONENTS``]).
     group_size : float in (0, 0.5]
         Largest share of a class that a group may hold (a larger minority is taken as the class's own
         structure).
@@ -99,6 +116,8 @@ class EnsembleDetector(Detector):
 
     Attributes
     ----------
+    n_components_ : int or None
+        The PCA dimensions the vote used (``None``: the features as they are).
     outvoted_ : np.ndarray (N,) float
         Share disagreement of the label vote.
     flip_consistent_ : np.ndarray (N,) bool
@@ -114,7 +133,7 @@ class EnsembleDetector(Detector):
     """
 
     def __init__(self, *, contamination="auto", n_neighbors: int = 50, flip_alpha: float = 0.002,
-                 n_components: int | None = 8,
+                 n_components: int | str | None = "auto",
                  group_size: float = 0.25, group_separation: float = 3.2, group_vote_share: float = 0.4,
                  group_min_z: float = 2.5, min_class_size: int = 20, n_jobs: int | None = None, random_state: int = 0):
         self.contamination = contamination
@@ -133,7 +152,12 @@ class EnsembleDetector(Detector):
         super()._check_params()
         check_integer("n_neighbors", self.n_neighbors)
         check_real("flip_alpha", self.flip_alpha, low=0.0, high=1.0, high_open=True)
-        check_integer("n_components", self.n_components, allow_none=True)
+        if self.n_components != "auto":
+            try:
+                check_integer("n_components", self.n_components, allow_none=True)
+            except PoisonlabError:
+                raise PoisonlabError(f"n_components must be a positive integer, None or 'auto', "
+                                     f"got {self.n_components!r}") from None
         check_real("group_size", self.group_size, low=0.0, high=0.5, low_open=True)
         check_real("group_separation", self.group_separation, low=0.0)
         check_real("group_vote_share", self.group_vote_share, low=0.0, high=1.0)
@@ -143,8 +167,9 @@ class EnsembleDetector(Detector):
         check_random_state("random_state", self.random_state)
 
     def _score(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        _, y_index = np.unique(y, return_inverse=True)
-        Z = search_space(X, self.n_components, random_state=self.random_state)
+        labels, y_index = np.unique(y, return_inverse=True)
+        self.n_components_ = vote_components(self.n_components, len(labels))
+        Z = search_space(X, self.n_components_, random_state=self.random_state)
         # one thread: small BLAS calls stall on a busy machine (see docs/measurements.md)
         with threadpool_limits(limits=1):
             votes = neighbour_votes(Z, y_index, min(int(self.n_neighbors), len(X) - 1), n_jobs=self.n_jobs)
@@ -192,6 +217,15 @@ class EnsembleDetector(Detector):
         return 1.0
 
 
+def vote_components(n_components: int | str | None, n_labels: int) -> int | None:
+    """The PCA dimensions of the label vote: ``n_components`` as given, or for ``"auto"`` ``n_labels - 1``
+    clipped to [``AUTO_MIN_COMPONENTS``, ``AUTO_MAX_COMPONENTS``] (the span of the class means; the upper
+    bound keeps the search in the k-d tree's range)."""
+    if n_components != "auto":
+        return n_components
+    return int(min(max(n_labels - 1, AUTO_MIN_COMPONENTS), AUTO_MAX_COMPONENTS))
+
+
 def flip_consistent(votes: np.ndarray, y_index: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """``(flip, R)``: which samples (N,) bool have votes consistent with a flipped label, and the
     estimated flip rates R (K, K) (see the module docstring).
@@ -209,9 +243,12 @@ def flip_consistent(votes: np.ndarray, y_index: np.ndarray, alpha: float) -> tup
     dominant = share.argmax(axis=1)
     # a tie with the own label keeps the sample a reference, never a flip
     reference = share[rows, y_index] >= share[rows, dominant]
-    contacts = np.zeros((n_labels, n_labels))
-    np.add.at(contacts, y_index[reference], votes[reference])
-    per_row = k * np.maximum(np.bincount(y_index[reference], minlength=n_labels), 1)[:, None]
+    counted = votes[reference].astype(np.float64)
+    contacts, squares = np.zeros((n_labels, n_labels)), np.zeros((n_labels, n_labels))
+    np.add.at(contacts, y_index[reference], counted)
+    np.add.at(squares, y_index[reference], counted * counted)
+    n_reference = np.maximum(np.bincount(y_index[reference], minlength=n_labels), 1)[:, None]
+    per_row = k * n_reference
     two_way = np.minimum(contacts, contacts.T) / per_row
     one_way = np.maximum(contacts - contacts.T, 0.0) / per_row
     off = ~np.eye(n_labels, dtype=bool)
@@ -219,8 +256,21 @@ def flip_consistent(votes: np.ndarray, y_index: np.ndarray, alpha: float) -> tup
     rates = np.minimum(one_way + np.minimum(two_way, level), 1.0)
     np.fill_diagonal(rates, 0.0)
     own = votes[rows, y_index]
-    rate = rates[dominant, y_index]
+    rate = np.clip(rates[dominant, y_index], 1e-12, 1 - 1e-12)
     tail = binom.sf(own, k, rate) + 0.5 * binom.pmf(own, k, rate)
+    # directed pairs: the references' counts of the pair's label, overdispersed as clustered flips make
+    # them, give the intra-neighbourhood correlation of a beta-binomial with the same mean rate
+    directed = (one_way > DIRECTED_EXCESS * max(level, 1.0 / max(k, 1))) & off
+    pick = directed[dominant, y_index] & ~reference
+    if pick.any() and k > 1:
+        mean = contacts / n_reference
+        variance = np.maximum(squares / n_reference - mean * mean, 0.0)
+        p = np.clip(mean / k, 1e-12, 1 - 1e-12)
+        dispersion = np.maximum(variance / (k * p * (1 - p)), 1.0)
+        correlation = np.clip((dispersion - 1) / (k - 1), 1e-12, 1 - 1e-6)[dominant[pick], y_index[pick]]
+        size = 1 / correlation - 1
+        a, b = rate[pick] * size, (1 - rate[pick]) * size
+        tail[pick] = betabinom.sf(own[pick], k, a, b) + 0.5 * betabinom.pmf(own[pick], k, a, b)
     return ~reference & (tail > alpha), rates
 
 
@@ -244,4 +294,5 @@ def split_in_two(values: np.ndarray) -> tuple[int, float, float]:
     return best + 1, (gap / spread if spread > 0 else float("inf") if gap > 0 else 0.0), float(ordered[best])
 
 
-__all__ = ["EnsembleDetector", "flip_consistent", "split_in_two"]
+__all__ = ["AUTO_MAX_COMPONENTS", "AUTO_MIN_COMPONENTS", "EnsembleDetector", "flip_consistent", "split_in_two",
+           "vote_components"]
