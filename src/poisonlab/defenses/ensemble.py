@@ -10,8 +10,9 @@ Two kinds of evidence, each strong where the other is blind (numbers: docs/measu
   classes span ``K - 1`` directions, and a search space with fewer merges the two closest classes
   (CIFAR-10's cats and dogs) before it merges anything else. A sample's *dominant* label is the label
   with the highest share of its neighbours, and ``outvoted`` is the share disagreement
-  ``1 - share(own) / share(dominant)`` in [0, 1]. A sample whose dominant label ``c`` is not its own label ``y`` is *flip-consistent* when its ``v`` votes for
-  ``y`` are not improbably many for a flip from ``c``: the mid-p upper tail of Binomial(k, R[c, y]),
+  ``1 - share(own) / share(dominant)`` in [0, 1]. A sample whose dominant label ``c`` is not its own
+  label ``y`` is *flip-consistent* when its ``v`` votes for ``y`` are not improbably many for a flip
+  from ``c``: the mid-p upper tail of Binomial(k, R[c, y]),
   ``P(V > v) + P(V = v) / 2``, is above ``flip_alpha``. ``R[c, y]``, the rate of label ``y`` among the
   neighbours of a flip out of ``c``, is read off the data, without the poison rate: among the
   *reference* samples (dominant label = own label) of label ``c``, the share of neighbour votes for
